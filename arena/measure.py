@@ -1,0 +1,205 @@
+"""The one wrapper that measures every variant the same way, whatever its backend.
+
+Backends only yield chunks; here the clock starts when the request is handed to the backend and
+every figure is taken from the stream as the caller sees it:
+
+- ttft_s: request start -> first generated token (a chunk with text or a token count)
+- tokens_per_s: decode rate, the tokens after the first chunk over the time from the first chunk
+  to the last; None when the answer came in a single chunk
+- total_s: request start -> end of the stream
+- input/output tokens: the engine's own counts when it reports them ("engine"), else the token
+  counts on the chunks ("stream"), else one per non-empty chunk ("chunks", an estimate)
+- peak memory: whatever the backend measured, with its kind (cuda-peak, rss-peak, server)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from arena.errors import ArenaError, UnsupportedInput, VariantTimeout
+from backends.base import Backend, Chunk, Request, ToolCall, Usage
+
+ChunkCallback = Callable[[Chunk, float], None]
+
+
+@dataclass(frozen=True)
+class Stats:
+    ttft_s: float | None = None
+    tokens_per_s: float | None = None
+    total_s: float | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    peak_memory_bytes: int | None = None
+    load_s: float | None = None
+    weights_bytes: int | None = None
+    memory_kind: str = ""
+    token_source: str = ""
+    #: The engine's own figures (Ollama's durations, llama.cpp's timings), shown beside ours.
+    server: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ttft_s": self.ttft_s,
+            "tokens_per_s": self.tokens_per_s,
+            "total_s": self.total_s,
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "peak_memory_bytes": self.peak_memory_bytes,
+            "load_s": self.load_s,
+            "weights_bytes": self.weights_bytes,
+            "memory_kind": self.memory_kind,
+            "token_source": self.token_source,
+            "server": dict(self.server),
+        }
+
+
+@dataclass(frozen=True)
+class Result:
+    """A variant's whole answer to one request, with its measurements or its error."""
+
+    variant: str
+    text: str = ""
+    thinking: str = ""
+    tool_calls: tuple[ToolCall, ...] = ()
+    stats: Stats = field(default_factory=Stats)
+    error: str | None = None
+    error_kind: str | None = None
+    #: perf_counter() readings: request start, first token, last token (None where not reached).
+    started_at: float = 0.0
+    first_token_at: float | None = None
+    ended_at: float | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "variant": self.variant,
+            "text": self.text,
+            "thinking": self.thinking,
+            "tool_calls": [call.to_json() for call in self.tool_calls],
+            "stats": self.stats.to_json(),
+            "error": self.error,
+            "error_kind": self.error_kind,
+        }
+
+
+def check_supported(backend: Backend, request: Request) -> None:
+    """Raise UnsupportedInput if the request carries what this variant cannot take."""
+    caps = backend.capabilities
+    missing = request.modalities - caps.modalities
+    if missing:
+        takes = ", ".join(sorted(caps.modalities))
+        raise UnsupportedInput(
+            f"{backend.name} cannot take {' or '.join(sorted(missing))} (it takes {takes}): "
+            f"remove the {' and '.join(sorted(missing))} or compare variants that take it"
+        )
+    if request.tools and not caps.tools:
+        raise UnsupportedInput(f"{backend.name} does not support tools: send the request without tools")
+
+
+async def measure(
+    backend: Backend,
+    request: Request,
+    *,
+    load_s: float | None = None,
+    weights_bytes: int | None = None,
+    timeout_s: float | None = None,
+    on_chunk: ChunkCallback | None = None,
+    clock: Callable[[], float] = time.perf_counter,
+) -> Result:
+    """Run `request` on `backend`, timing the stream. Never raises for a variant's own failure:
+    the error is in the Result. `timeout_s` bounds the wait for each chunk (a hung variant)."""
+    started = clock()
+    text: list[str] = []
+    thinking: list[str] = []
+    calls: list[ToolCall] = []
+    usage: Usage | None = None
+    first_at: float | None = None
+    last_at: float | None = None
+    first_tokens = streamed_tokens = chunks_with_text = 0
+    error: ArenaError | None = None
+    try:
+        check_supported(backend, request)
+        stream = aiter(backend.stream(request))
+        try:
+            while True:
+                try:
+                    async with asyncio.timeout(timeout_s):
+                        chunk = await anext(stream)
+                except StopAsyncIteration:
+                    break
+                now = clock()
+                if chunk.usage is not None:
+                    usage = chunk.usage
+                produced = chunk.tokens or (1 if chunk.text or chunk.tool_call else 0)
+                if produced:
+                    if first_at is None:
+                        first_at, first_tokens = now, produced
+                    last_at = now
+                    streamed_tokens += chunk.tokens
+                    chunks_with_text += 1 if (chunk.text or chunk.tool_call) else 0
+                (thinking if chunk.channel == "thinking" else text).append(chunk.text)
+                if chunk.tool_call is not None:
+                    calls.append(chunk.tool_call)
+                if on_chunk is not None and (chunk.text or chunk.tool_call or chunk.tokens):
+                    on_chunk(chunk, now)
+        finally:
+            await stream.aclose()  # type: ignore[attr-defined]
+    except TimeoutError:
+        error = VariantTimeout(
+            f"{backend.name} produced nothing for {timeout_s:g} s and was stopped: it may be hung or "
+            "overloaded; raise the timeout for very large variants"
+        )
+    except ArenaError as exc:
+        error = exc
+    except Exception as exc:  # a backend bug must still not take down the other variants
+        error = ArenaError(f"{backend.name} failed: {type(exc).__name__}: {exc}")
+    ended = clock()
+
+    if usage is not None and usage.output_tokens is not None:
+        output_tokens, source = usage.output_tokens, "engine"
+    elif streamed_tokens:
+        output_tokens, source = streamed_tokens, "stream"
+    else:
+        output_tokens, source = chunks_with_text, "chunks"
+    decode_tokens = output_tokens - first_tokens
+    rate = None
+    if first_at is not None and last_at is not None and last_at > first_at and decode_tokens > 0:
+        rate = decode_tokens / (last_at - first_at)
+    memory = None
+    try:
+        memory = await backend.memory()
+    except Exception:
+        memory = None  # a dead worker has no figures to give; the error already says why
+    stats = Stats(
+        ttft_s=None if first_at is None else first_at - started,
+        tokens_per_s=rate,
+        total_s=ended - started,
+        input_tokens=usage.input_tokens if usage else None,
+        output_tokens=output_tokens,
+        peak_memory_bytes=memory.peak_bytes if memory else None,
+        load_s=load_s,
+        weights_bytes=(memory.weights_bytes if memory and memory.weights_bytes else weights_bytes),
+        memory_kind=memory.kind if memory else "",
+        token_source=source,
+        server=usage.server if usage else MappingProxyType({}),
+    )
+    return Result(
+        variant=backend.name,
+        text="".join(text),
+        thinking="".join(thinking),
+        tool_calls=tuple(calls),
+        stats=stats,
+        error=None if error is None else str(error),
+        error_kind=None if error is None else type(error).__name__,
+        started_at=started,
+        first_token_at=first_at,
+        ended_at=last_at,
+    )

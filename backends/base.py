@@ -1,0 +1,214 @@
+"""The values every backend speaks and the one protocol each implements.
+
+A backend only *yields*: text in the answer or thinking channel, tool calls, and a final usage
+report. Timing, token counting and memory are taken once, around the whole stream, by
+`arena.measure`, so figures from different engines are comparable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, runtime_checkable
+
+Modality = Literal["text", "image", "audio"]
+Channel = Literal["answer", "thinking"]
+
+#: Called with a fraction in [0, 1] (or None when unknown) and a short description of the step.
+ProgressFn = Callable[[float | None, str], None]
+
+
+def no_progress(fraction: float | None, message: str) -> None:
+    """A ProgressFn that ignores what it is told."""
+
+
+@dataclass(frozen=True)
+class Media:
+    """An image or audio clip attached to a request, as the bytes of its file."""
+
+    kind: Literal["image", "audio"]
+    data: bytes = field(repr=False)
+    mime: str
+    name: str = ""
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.data).hexdigest()
+
+
+@dataclass(frozen=True)
+class Tool:
+    """A function the model may call, described by a JSON schema (OpenAI's function format)."""
+
+    name: str
+    description: str = ""
+    parameters: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_openai(self) -> dict[str, Any]:
+        return {
+            "type": "function",
+            "function": {
+                "name": self.name,
+                "description": self.description,
+                "parameters": dict(self.parameters) or {"type": "object", "properties": {}},
+            },
+        }
+
+    @classmethod
+    def from_json(cls, item: Mapping[str, Any]) -> Tool:
+        """Accepts OpenAI's `{"type": "function", "function": {...}}` or the bare function object."""
+        fn = item.get("function", item)
+        if not isinstance(fn, Mapping) or not isinstance(fn.get("name"), str) or not fn["name"]:
+            raise ValueError("each tool needs a 'name' (OpenAI function format)")
+        return cls(
+            name=fn["name"],
+            description=str(fn.get("description", "")),
+            parameters=dict(fn.get("parameters") or {}),
+        )
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    name: str
+    arguments: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "arguments": dict(self.arguments)}
+
+
+@dataclass(frozen=True)
+class Request:
+    """One prompt, sent identically to every variant of a comparison."""
+
+    prompt: str
+    system: str | None = None
+    images: tuple[Media, ...] = ()
+    audio: tuple[Media, ...] = ()
+    max_new_tokens: int = 256
+    temperature: float = 0.0  # 0 means greedy decoding
+    top_p: float = 1.0
+    seed: int | None = None
+    thinking: bool = False
+    tools: tuple[Tool, ...] = ()
+
+    @property
+    def modalities(self) -> frozenset[Modality]:
+        found: set[Modality] = {"text"}
+        if self.images:
+            found.add("image")
+        if self.audio:
+            found.add("audio")
+        return frozenset(found)
+
+    def describe(self) -> dict[str, Any]:
+        """A JSON-able summary (media by hash, not bytes), for logs and storage."""
+        return {
+            "prompt": self.prompt,
+            "system": self.system,
+            "images": [{"sha256": m.sha256, "mime": m.mime, "name": m.name} for m in self.images],
+            "audio": [{"sha256": m.sha256, "mime": m.mime, "name": m.name} for m in self.audio],
+            "max_new_tokens": self.max_new_tokens,
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "seed": self.seed,
+            "thinking": self.thinking,
+            "tools": [t.to_openai() for t in self.tools],
+        }
+
+    def fingerprint(self) -> str:
+        return hashlib.sha256(json.dumps(self.describe(), sort_keys=True).encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Usage:
+    """What the engine itself says about a finished answer. Any field may be unknown."""
+
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    #: The engine's own figures, in seconds or counts, named as the engine names them
+    #: (e.g. Ollama's eval_duration, llama.cpp's predicted_per_second).
+    server: Mapping[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One piece of a streamed answer.
+
+    `tokens` is how many generated tokens this chunk accounts for, when the backend knows it
+    (0 when it does not: the measuring wrapper then counts chunks, and says so).
+    """
+
+    text: str = ""
+    channel: Channel = "answer"
+    tokens: int = 0
+    tool_call: ToolCall | None = None
+    usage: Usage | None = None
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    modalities: frozenset[Modality] = frozenset({"text"})
+    tools: bool = False
+    thinking: bool = False
+    context_length: int | None = None
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "modalities": sorted(self.modalities),
+            "tools": self.tools,
+            "thinking": self.thinking,
+            "context_length": self.context_length,
+        }
+
+
+@dataclass(frozen=True)
+class LoadReport:
+    """How loading went. `weights_bytes` is the model's own footprint where the backend can tell."""
+
+    load_s: float
+    capabilities: Capabilities
+    weights_bytes: int | None = None
+    device: str = ""
+    dtype: str = ""
+    quantization: str | None = None
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class MemoryReport:
+    """Memory used by a variant. `kind` says what was measured, so numbers are never mixed up:
+    'cuda-peak' (peak CUDA allocation during the last request), 'rss-peak' (the worker's peak
+    resident memory), or 'server' (what a remote engine reports)."""
+
+    peak_bytes: int | None
+    weights_bytes: int | None
+    kind: str
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """How one variant is run. Implementations are registered by spec prefix in `backends.registry`."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def capabilities(self) -> Capabilities: ...
+
+    async def load(self, progress: ProgressFn = no_progress) -> LoadReport:
+        """Make the variant ready (start a worker, check a server). Safe to call once."""
+        ...
+
+    def stream(self, request: Request) -> AsyncIterator[Chunk]:
+        """Yield the answer as it is generated. Closing the iterator early cancels generation."""
+        ...
+
+    async def memory(self) -> MemoryReport:
+        """Memory figures as of the last finished request."""
+        ...
+
+    async def close(self) -> None:
+        """Release everything (end the worker). Idempotent."""
+        ...

@@ -1,0 +1,303 @@
+"""One transformers model and its processor, answering one request at a time.
+
+Runs inside a variant's worker process (or, with `in_process=true`, in a thread of the app). It is
+the only code that touches torch and transformers for in-process variants; real checkpoints and
+the demo variants take exactly the same path.
+"""
+
+from __future__ import annotations
+
+import resource
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers.generation import BaseStreamer, LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
+
+from arena.errors import GenerationError, LoadError, UnsupportedInput
+from backends.base import (
+    Capabilities,
+    Chunk,
+    LoadReport,
+    MemoryReport,
+    Modality,
+    ProgressFn,
+    Request,
+    Usage,
+    no_progress,
+)
+from backends.hf.gemma_output import GemmaOutputParser, Markers
+from backends.hf.inputs import chat_messages, decode_audio, decode_image
+from backends.hf.options import HFOptions
+
+_DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
+
+
+class Engine:
+    def __init__(self, options: HFOptions, cache_dir: Path) -> None:
+        self.options = options
+        self.cache_dir = cache_dir
+        self.model: Any = None
+        self.processor: Any = None
+        self.tokenizer: Any = None
+        self.capabilities = Capabilities()
+        self._device = "cpu"
+        self._last_peak: int | None = None
+        self._weights: int | None = None
+
+    # ----------------------------------------------------------------- loading
+    def load(self, progress: ProgressFn = no_progress) -> LoadReport:
+        started = time.perf_counter()
+        if self.options.threads:
+            torch.set_num_threads(self.options.threads)
+        from transformers import AutoConfig
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+        path = self.options.model_path
+        if self.options.demo:
+            from backends.demo.build import ensure_built
+
+            path = str(ensure_built(self.cache_dir, self.options.demo, progress))
+        progress(0.4, "reading config")
+        try:
+            config = AutoConfig.from_pretrained(path, revision=self.options.revision)
+        except Exception as exc:  # OSError for missing repos/folders, ValueError for bad configs
+            raise LoadError(
+                f"could not read a model config at {path!r}: {_first_line(exc)}. Give a local folder "
+                "with config.json, or a Hugging Face id you can download (huggingface-cli login for "
+                "gated models)"
+            ) from exc
+        progress(0.5, "loading processor")
+        self._load_processor(path)
+        progress(0.6, "loading weights")
+        self.model = self._load_model(path, config)
+        self.model.eval()
+        self._device = str(next(self.model.parameters()).device)
+        self.capabilities = self._capabilities(config)
+        self._weights = int(self.model.get_memory_footprint())
+        return LoadReport(
+            load_s=time.perf_counter() - started,
+            capabilities=self.capabilities,
+            weights_bytes=self._weights,
+            device=self._device,
+            dtype=str(next(self.model.parameters()).dtype).removeprefix("torch."),
+            quantization=self.options.quantize,
+            notes=(f"{torch.get_num_threads()} CPU thread(s)",),
+        )
+
+    def _load_processor(self, path: str) -> None:
+        from transformers import AutoProcessor, AutoTokenizer
+
+        try:
+            self.processor = AutoProcessor.from_pretrained(path, revision=self.options.revision)
+        except Exception:
+            self.processor = None  # a text-only checkpoint may ship a tokenizer alone
+        tokenizer = getattr(self.processor, "tokenizer", None) or self.processor
+        if tokenizer is None or not hasattr(tokenizer, "decode"):
+            tokenizer = AutoTokenizer.from_pretrained(path, revision=self.options.revision)
+            self.processor = None
+        self.tokenizer = tokenizer
+
+    def _load_model(self, path: str, config: Any) -> Any:
+        from transformers import AutoModelForCausalLM, AutoModelForImageTextToText
+
+        multimodal = getattr(config, "vision_config", None) or getattr(config, "audio_config", None)
+        cls = AutoModelForImageTextToText if multimodal else AutoModelForCausalLM
+        kwargs: dict[str, Any] = {"revision": self.options.revision}
+        kwargs["dtype"] = "auto" if self.options.dtype == "auto" else _DTYPES[self.options.dtype]
+        if self.options.attn_implementation:
+            kwargs["attn_implementation"] = self.options.attn_implementation
+        device = self.options.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        if self.options.quantize:
+            from transformers import BitsAndBytesConfig
+
+            kwargs["quantization_config"] = BitsAndBytesConfig(
+                load_in_4bit=self.options.quantize == "4bit",
+                load_in_8bit=self.options.quantize == "8bit",
+                bnb_4bit_quant_type="nf4",
+                bnb_4bit_compute_dtype=torch.bfloat16,
+            )
+        if self.options.device_map:
+            kwargs["device_map"] = self.options.device_map
+        elif self.options.quantize:
+            kwargs["device_map"] = {"": device}  # bitsandbytes places weights while loading
+        if self.options.max_memory:
+            kwargs["max_memory"] = {
+                int(k) if k.isdigit() else k: v for k, v in self.options.max_memory.items()
+            }
+        try:
+            model = cls.from_pretrained(path, **kwargs)
+            if "device_map" not in kwargs:
+                model = model.to(device)
+        except torch.OutOfMemoryError as exc:
+            raise LoadError(
+                f"out of memory loading {path}: try quantize=4bit, a smaller variant, or "
+                "device_map=auto with max_memory to offload layers to the CPU"
+            ) from exc
+        except ImportError as exc:
+            raise LoadError(f"{_first_line(exc)} (install gemma-arena[quantization])") from exc
+        return model
+
+    def _capabilities(self, config: Any) -> Capabilities:
+        modalities: set[Modality] = {"text"}
+        if getattr(config, "vision_config", None) and getattr(self.processor, "image_processor", None):
+            modalities.add("image")
+        if getattr(config, "audio_config", None) and getattr(self.processor, "feature_extractor", None):
+            modalities.add("audio")
+        template = getattr(self.processor, "chat_template", None) or self.tokenizer.chat_template or ""
+        text_config = config.get_text_config()
+        return Capabilities(
+            modalities=frozenset(modalities),
+            tools="tools" in template,
+            thinking="enable_thinking" in template,
+            context_length=getattr(text_config, "max_position_embeddings", None),
+        )
+
+    # -------------------------------------------------------------- generation
+    def generate(
+        self, request: Request, emit: Callable[[Chunk], None], cancelled: threading.Event
+    ) -> Usage:
+        missing = request.modalities - self.capabilities.modalities
+        if missing:
+            raise UnsupportedInput(
+                f"this model takes {', '.join(sorted(self.capabilities.modalities))}, "
+                f"not {', '.join(sorted(missing))}"
+            )
+        inputs = self._inputs(request)
+        prompt_length = int(inputs["input_ids"].shape[1])
+        limit = self.capabilities.context_length
+        if limit and prompt_length + request.max_new_tokens > limit:
+            raise GenerationError(
+                f"the prompt ({prompt_length} tokens) plus max_new_tokens ({request.max_new_tokens}) "
+                f"exceeds this model's context of {limit} tokens: shorten the prompt or ask for fewer tokens"
+            )
+        parser = GemmaOutputParser(
+            decode=lambda ids: self.tokenizer.decode(ids, skip_special_tokens=True),
+            decode_raw=lambda ids: self.tokenizer.decode(ids, skip_special_tokens=False),
+            markers=Markers.from_vocab(self._token_id),
+            hidden_ids=self.tokenizer.all_special_ids,
+        )
+        streamer = _Streamer(parser, emit)
+        kwargs: dict[str, Any] = dict(
+            max_new_tokens=request.max_new_tokens,
+            streamer=streamer,
+            stopping_criteria=StoppingCriteriaList([_Cancelled(cancelled)]),
+            do_sample=request.temperature > 0,
+        )
+        if request.temperature > 0:
+            kwargs.update(temperature=request.temperature, top_p=request.top_p, top_k=0)
+        if self.options.demo:
+            from backends.demo.structure import DemoStructure, plan_forced_tokens
+
+            plan = plan_forced_tokens(request, self.tokenizer)
+            kwargs["logits_processor"] = LogitsProcessorList(
+                [DemoStructure(prompt_length, plan, self.tokenizer.all_special_ids)]
+            )
+        if request.seed is not None:
+            torch.manual_seed(request.seed)
+        if self._device.startswith("cuda"):
+            torch.cuda.reset_peak_memory_stats()
+        try:
+            with torch.inference_mode():
+                self.model.generate(**inputs, **kwargs)
+        except torch.OutOfMemoryError as exc:
+            raise GenerationError(
+                "out of memory while generating: ask for fewer tokens, a smaller image, or quantize=4bit"
+            ) from exc
+        for chunk in parser.finish():
+            emit(chunk)
+        self._last_peak = self._peak_memory()
+        return Usage(input_tokens=prompt_length, output_tokens=streamer.generated)
+
+    def _inputs(self, request: Request) -> Any:
+        messages = chat_messages(request)
+        template_kwargs: dict[str, Any] = {"enable_thinking": request.thinking}
+        if request.tools:
+            template_kwargs["tools"] = [t.to_openai() for t in request.tools]
+        renderer = self.processor or self.tokenizer
+        text = renderer.apply_chat_template(
+            messages if self.processor else _text_only(messages),
+            add_generation_prompt=True,
+            tokenize=False,
+            **template_kwargs,
+        )
+        if self.processor is None:
+            inputs = self.tokenizer(text, return_tensors="pt", add_special_tokens=False)
+        else:
+            media: dict[str, Any] = {}
+            if request.images:
+                media["images"] = [decode_image(m) for m in request.images]
+            if request.audio:
+                media["audio"] = [decode_audio(m) for m in request.audio]
+            inputs = self.processor(text=text, return_tensors="pt", add_special_tokens=False, **media)
+            inputs.pop("num_soft_tokens_per_image", None)  # generate() does not take it
+        inputs = inputs.to(self.model.device)
+        dtype = next(self.model.parameters()).dtype
+        for key in ("pixel_values", "input_features"):
+            if key in inputs and inputs[key].is_floating_point() and dtype.is_floating_point:
+                inputs[key] = inputs[key].to(dtype)
+        return inputs
+
+    def _token_id(self, token: str) -> int | None:
+        token_id = self.tokenizer.convert_tokens_to_ids(token)
+        return None if token_id is None or token_id == self.tokenizer.unk_token_id else int(token_id)
+
+    # ------------------------------------------------------------------ memory
+    def _peak_memory(self) -> int:
+        if self._device.startswith("cuda"):
+            return int(torch.cuda.max_memory_allocated())
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+
+    def memory(self) -> MemoryReport:
+        kind = "cuda-peak" if self._device.startswith("cuda") else "rss-peak"
+        if self.options.in_process:
+            kind += " (whole app: in-process variant)"
+        peak = self._last_peak if self._last_peak is not None else self._peak_memory()
+        return MemoryReport(peak_bytes=peak, weights_bytes=self._weights, kind=kind)
+
+
+class _Streamer(BaseStreamer):
+    """transformers calls put() with the prompt first, then with each new token."""
+
+    def __init__(self, parser: GemmaOutputParser, emit: Callable[[Chunk], None]) -> None:
+        self._parser = parser
+        self._emit = emit
+        self._prompt_seen = False
+        self.generated = 0
+
+    def put(self, value: Any) -> None:
+        if not self._prompt_seen:
+            self._prompt_seen = True
+            return
+        for token_id in value.reshape(-1).tolist():
+            self.generated += 1
+            for chunk in self._parser.feed(int(token_id)):
+                self._emit(chunk)
+
+    def end(self) -> None:
+        """Nothing to flush here: Engine.generate flushes the parser after generate() returns."""
+
+
+class _Cancelled(StoppingCriteria):
+    """A stopping criterion that ends generation as soon as the request is cancelled."""
+
+    def __init__(self, event: threading.Event) -> None:
+        self._event = event
+
+    def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+        done = self._event.is_set()
+        return torch.full((input_ids.shape[0],), done, dtype=torch.bool, device=input_ids.device)
+
+
+def _text_only(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        {**m, "content": " ".join(p["text"] for p in m["content"] if p["type"] == "text")} for m in messages
+    ]
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

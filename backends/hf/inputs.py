@@ -1,0 +1,52 @@
+"""Turns a Request into what a transformers processor takes: chat messages, PIL images, 16 kHz audio."""
+
+from __future__ import annotations
+
+import io
+from math import gcd
+from typing import Any
+
+from arena.errors import MediaError
+from backends.base import Media, Request
+
+AUDIO_RATE = 16_000  # Gemma 4's audio feature extractor works at 16 kHz mono
+
+
+def chat_messages(request: Request) -> list[dict[str, Any]]:
+    messages: list[dict[str, Any]] = []
+    if request.system:
+        messages.append({"role": "system", "content": [{"type": "text", "text": request.system}]})
+    content: list[dict[str, Any]] = [{"type": "image"} for _ in request.images]
+    content += [{"type": "audio"} for _ in request.audio]
+    content.append({"type": "text", "text": request.prompt})
+    messages.append({"role": "user", "content": content})
+    return messages
+
+
+def decode_image(media: Media) -> Any:
+    from PIL import Image
+
+    try:
+        image = Image.open(io.BytesIO(media.data))
+        image.load()
+    except Exception as exc:
+        raise MediaError(f"{media.name or 'image'} could not be read as an image: {exc}") from exc
+    return image.convert("RGB")
+
+
+def decode_audio(media: Media) -> Any:
+    """Decode any format libsndfile reads (WAV, FLAC, OGG, MP3) to float32 mono at 16 kHz."""
+    import numpy as np
+    import soundfile
+
+    try:
+        samples, rate = soundfile.read(io.BytesIO(media.data), dtype="float32", always_2d=True)
+    except Exception as exc:
+        raise MediaError(f"{media.name or 'audio'} could not be read as audio: {exc}") from exc
+    mono = samples.mean(axis=1)
+    if rate != AUDIO_RATE:
+        from scipy.signal import resample_poly
+
+        common = gcd(int(rate), AUDIO_RATE)
+        mono = resample_poly(mono, AUDIO_RATE // common, int(rate) // common).astype(np.float32)
+    return mono

@@ -1,0 +1,58 @@
+"""The command line: one argparse parser, each subcommand contributed by its own module.
+
+Every subcommand module has `add_parser(subparsers)` that registers its arguments and sets
+`handler`, a function `(args, settings) -> exit code`. Exit codes: 0 done, 1 failed, 2 bad usage,
+3 done but some variants failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import NoReturn
+
+from arena.errors import ArenaError, UsageError
+from arena.settings import Settings
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_PARTIAL = 0, 1, 2, 3
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a bad argument in one line, without the usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"error: {message} (see: {self.prog} --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from cli import compare, variants
+
+    parser = _Parser(
+        prog="python app.py",
+        description="Gemma Arena: compare Gemma 4 variants side by side on your prompts and machine.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for module in (compare, variants):
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, settings: Settings | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return EXIT_USAGE
+    settings = (settings or Settings.from_env()).with_db(getattr(args, "db", None))
+    try:
+        return int(args.handler(args, settings))
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except ArenaError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

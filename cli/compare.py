@@ -1,0 +1,144 @@
+"""`python app.py compare`: one request to several variants at once, answers and stats printed."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from arena.errors import UsageError
+from arena.fanout import run_all
+from arena.lineup import Lineup, create_lineup, load_all
+from arena.measure import Result
+from arena.media import read_audio, read_image
+from arena.settings import Settings
+from backends.base import Request, Tool
+from backends.demo import VARIANTS
+from backends.registry import default_registry
+from cli import EXIT_OK, EXIT_PARTIAL
+from arena.units import format_bytes, format_seconds
+
+DEFAULT_VARIANTS = [f"demo:{name}" for name in VARIANTS]
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "compare",
+        help="send one prompt to several variants at once and print each answer with its stats",
+        description="Send the same request to every variant concurrently; print each answer, its "
+        "thinking trace and tool calls, and its time to first token, decode tokens/s, total time, "
+        "token counts, peak memory and load time.",
+    )
+    p.add_argument("--variants", nargs="+", metavar="SPEC", default=DEFAULT_VARIANTS,
+                   help="variant specs, e.g. demo:e2b hf:google/gemma-4-E4B-it (default: the four demo variants)")
+    p.add_argument("--prompt", required=True, help="the user message")
+    p.add_argument("--image", type=Path, action="append", default=[], metavar="FILE",
+                   help="attach an image (PNG, JPEG, WebP, GIF, BMP); repeat for several")
+    p.add_argument("--audio", type=Path, action="append", default=[], metavar="FILE",
+                   help="attach an audio clip (WAV, FLAC, OGG, MP3); only E2B/E4B take audio")
+    p.add_argument("--system", help="system prompt")
+    p.add_argument("--max-new-tokens", type=int, default=128, metavar="N")
+    p.add_argument("--temperature", type=float, default=0.0, metavar="T", help="0 (default) decodes greedily")
+    p.add_argument("--top-p", type=float, default=1.0, metavar="P")
+    p.add_argument("--seed", type=int, metavar="S")
+    p.add_argument("--thinking", action="store_true", help="turn on the thinking switch of the chat template")
+    p.add_argument("--tools", metavar="JSON_OR_FILE",
+                   help="tools the model may call: a JSON list of OpenAI-style functions, or a file holding one")
+    p.add_argument("--timeout", type=float, default=120.0, metavar="S",
+                   help="stop a variant that produces nothing for this many seconds (default 120)")
+    p.add_argument("--json", action="store_true", help="print one JSON document instead of text")
+    p.set_defaults(handler=run)
+
+
+def build_request(args: argparse.Namespace) -> Request:
+    if not args.prompt.strip():
+        raise UsageError("--prompt is empty: give the text to send")
+    if args.max_new_tokens < 1:
+        raise UsageError("--max-new-tokens must be at least 1")
+    if args.temperature < 0:
+        raise UsageError("--temperature must be 0 or more")
+    if not 0 < args.top_p <= 1:
+        raise UsageError("--top-p must be in (0, 1]")
+    return Request(
+        prompt=args.prompt,
+        system=args.system,
+        images=tuple(read_image(p) for p in args.image),
+        audio=tuple(read_audio(p) for p in args.audio),
+        max_new_tokens=args.max_new_tokens,
+        temperature=args.temperature,
+        top_p=args.top_p,
+        seed=args.seed,
+        thinking=args.thinking,
+        tools=parse_tools(args.tools),
+    )
+
+
+def parse_tools(text: str | None) -> tuple[Tool, ...]:
+    if not text:
+        return ()
+    source = text
+    if not text.lstrip().startswith(("[", "{")):
+        path = Path(text)
+        if not path.is_file():
+            raise UsageError(f"--tools {text}: not JSON and not a file")
+        source = path.read_text()
+    try:
+        data = json.loads(source)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"--tools is not valid JSON: {exc.msg} at line {exc.lineno}") from exc
+    items = data if isinstance(data, list) else [data]
+    try:
+        return tuple(Tool.from_json(item) for item in items)
+    except (ValueError, AttributeError, TypeError) as exc:
+        raise UsageError(f"--tools: {exc}") from exc
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    request = build_request(args)
+    registry = default_registry()
+    specs = [registry.parse(text) for text in args.variants]
+    lineup = create_lineup(specs, registry, settings)
+    results = asyncio.run(_compare(lineup, request, args.timeout, quiet=args.json))
+    if args.json:
+        print(json.dumps({"request": request.describe(), "results": [r.to_json() for r in results]}, indent=2))
+    else:
+        for result in results:
+            print(render_text(result))
+    return EXIT_OK if all(r.ok for r in results) else EXIT_PARTIAL
+
+
+async def _compare(lineup: Lineup, request: Request, timeout: float, quiet: bool) -> list[Result]:
+    def progress(name: str, fraction: float | None, message: str) -> None:
+        if not quiet:
+            pct = "" if fraction is None else f"{fraction:4.0%} "
+            print(f"[{name}] {pct}{message}", file=sys.stderr, flush=True)
+
+    try:
+        await load_all(lineup, progress)
+        return await run_all(lineup.variants, request, timeout_s=timeout)
+    finally:
+        await lineup.close()
+
+
+def render_text(result: Result) -> str:
+    lines = [f"=== {result.variant} ==="]
+    if result.thinking:
+        lines += ["[thinking]", result.thinking.strip(), "[answer]"]
+    if result.text:
+        lines.append(result.text.strip())
+    for call in result.tool_calls:
+        lines.append(f"[tool call] {call.name}({json.dumps(dict(call.arguments))})")
+    if result.error:
+        lines.append(f"error: {result.error}")
+    s = result.stats
+    rate = "-" if s.tokens_per_s is None else f"{s.tokens_per_s:.1f} tok/s"
+    lines.append(
+        f"TTFT {format_seconds(s.ttft_s)} | decode {rate} | total {format_seconds(s.total_s)} | "
+        f"tokens in {s.input_tokens if s.input_tokens is not None else '-'} / out {s.output_tokens} | "
+        f"peak memory {format_bytes(s.peak_memory_bytes)} ({s.memory_kind or 'n/a'}) | "
+        f"weights {format_bytes(s.weights_bytes)} | load {format_seconds(s.load_s)}"
+    )
+    return "\n".join(lines) + "\n"
