@@ -49,3 +49,7 @@ class GenerationError(VariantError):
 
 class StorageError(ArenaError):
     """The vote store cannot be read or written as asked."""
+
+
+class RemoteError(VariantError):
+    """A serving engine (Ollama, vLLM, llama.cpp...) could not be reached or answered with an error."""
