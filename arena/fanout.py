@@ -47,6 +47,7 @@ async def fan_out(
                 load_s=variant.load_s,
                 weights_bytes=variant.weights_bytes,
                 timeout_s=timeout_s,
+                name=variant.name,
                 on_chunk=lambda chunk, at: queue.put_nowait(Update(index, variant.name, chunk=chunk, at=at)),
             )
         queue.put_nowait(Update(index, variant.name, result=result, at=result.ended_at or 0.0))

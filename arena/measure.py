@@ -95,7 +95,7 @@ def check_supported(backend: Backend, request: Request) -> None:
     caps = backend.capabilities
     missing = request.modalities - caps.modalities
     if missing:
-        takes = ", ".join(sorted(caps.modalities))
+        takes = ", ".join(m for m in ("text", "image", "audio") if m in caps.modalities)
         raise UnsupportedInput(
             f"{backend.name} cannot take {' or '.join(sorted(missing))} (it takes {takes}): "
             f"remove the {' and '.join(sorted(missing))} or compare variants that take it"
@@ -113,9 +113,11 @@ async def measure(
     timeout_s: float | None = None,
     on_chunk: ChunkCallback | None = None,
     clock: Callable[[], float] = time.perf_counter,
+    name: str | None = None,
 ) -> Result:
     """Run `request` on `backend`, timing the stream. Never raises for a variant's own failure:
-    the error is in the Result. `timeout_s` bounds the wait for each chunk (a hung variant)."""
+    the error is in the Result. `timeout_s` bounds the wait for each chunk (a hung variant);
+    `name` labels the result (default: the backend's name)."""
     started = clock()
     text: list[str] = []
     thinking: list[str] = []
@@ -192,7 +194,7 @@ async def measure(
         server=usage.server if usage else MappingProxyType({}),
     )
     return Result(
-        variant=backend.name,
+        variant=name or backend.name,
         text="".join(text),
         thinking="".join(thinking),
         tool_calls=tuple(calls),

@@ -15,11 +15,11 @@ from arena.lineup import Lineup, create_lineup, load_all
 from arena.measure import Result
 from arena.media import read_audio, read_image
 from arena.settings import Settings
+from arena.units import format_bytes, format_seconds
 from backends.base import Request, Tool
 from backends.demo import VARIANTS
 from backends.registry import default_registry
 from cli import EXIT_OK, EXIT_PARTIAL
-from arena.units import format_bytes, format_seconds
 
 DEFAULT_VARIANTS = [f"demo:{name}" for name in VARIANTS]
 

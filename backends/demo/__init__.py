@@ -6,12 +6,12 @@ in the cache folder.
 
 from __future__ import annotations
 
+from arena.errors import SpecError
 from backends.base import Capabilities
 from backends.demo.catalog import RANDOM_WEIGHTS_NOTE, VARIANTS, DemoVariant
 from backends.hf import HFBackend, options_for
 from backends.hf.options import HFOptions
 from backends.registry import BackendContext, Registry, VariantSpec
-from arena.errors import SpecError
 
 __all__ = ["RANDOM_WEIGHTS_NOTE", "VARIANTS", "expected_capabilities", "register"]
 

@@ -57,7 +57,7 @@ class DemoStructure:
         self._plan = plan
         self._special = torch.tensor(sorted(set(special_ids)), dtype=torch.long)
 
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
         step = input_ids.shape[1] - self._prompt_length
         token = self._plan.get(step)
         if token is not None:

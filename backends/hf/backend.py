@@ -26,11 +26,13 @@ from backends.hf.options import HFOptions
 from backends.hf.worker import run_worker
 
 _LOAD = 0  # the message key of the loading phase; requests are numbered from 1
-_CANCEL_GRACE_S = 5.0  # a worker that does not stop within this after a cancel is ended
 
 
 class HFBackend:
     """A transformers model in its own worker process (or thread, with `in_process=true`)."""
+
+    #: A worker that has not stopped this long after a cancel is hung (or stopped) and is ended.
+    cancel_grace_s = 5.0
 
     def __init__(
         self,
@@ -103,9 +105,7 @@ class HFBackend:
                 elif message[0] == "loaded":
                     self._report, self._memory = message[1], message[2]
                     return self._report
-                elif message[0] == "load_error":
-                    raise LoadError(f"{self._name} failed to load: {message[1]}")
-                elif message[0] == "died":
+                elif message[0] == "load_error" or message[0] == "died":
                     raise LoadError(f"{self._name} failed to load: {message[1]}")
         except BaseException:
             await self.close()
@@ -152,12 +152,12 @@ class HFBackend:
 
     async def _reap(self, request_id: int, sink: asyncio.Queue[tuple[Any, ...]]) -> None:
         try:
-            async with asyncio.timeout(_CANCEL_GRACE_S):
+            async with asyncio.timeout(self.cancel_grace_s):
                 while (await sink.get())[0] not in ("done", "error", "died"):
                     pass
         except TimeoutError:
             self._end_worker(
-                f"it did not stop within {_CANCEL_GRACE_S:.0f} s of a cancel and was ended "
+                f"it did not stop within {self.cancel_grace_s:g} s of a cancel and was ended "
                 "(hung or stopped)"
             )
         finally:

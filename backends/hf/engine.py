@@ -130,7 +130,7 @@ class Engine:
                 int(k) if k.isdigit() else k: v for k, v in self.options.max_memory.items()
             }
         try:
-            model = cls.from_pretrained(path, **kwargs)
+            model: Any = cls.from_pretrained(path, **kwargs)
             if "device_map" not in kwargs:
                 model = model.to(device)
         except torch.OutOfMemoryError as exc:

@@ -60,7 +60,10 @@ class GemmaOutputParser:
         self._in_tool_call = False
         self._tool_ids: list[int] = []
         self._segment: list[int] = []  # ids of the current run of text in one channel
-        self._emitted = ""  # text of that run already sent
+        # The decoding window: ids [start:end] of the segment decode to `text`, all of it sent.
+        self._window_start = 0
+        self._window_end = 0
+        self._window_text = ""
         self._pending_tokens = 0  # tokens seen but not yet reported in a chunk
 
     def feed(self, token_id: int) -> list[Chunk]:
@@ -95,10 +98,15 @@ class GemmaOutputParser:
             self._channel = "thinking" if name.strip() == "thought" else "answer"
             return [self._take(Chunk(text=rest, channel=self._channel))] if rest else []
         self._segment.append(token_id)
-        text = self._decode(self._segment)
-        if text.endswith("\ufffd"):  # a multi-byte character is not complete yet
+        # Decode only a short window (from the last emitted boundary), so each token costs the
+        # same however long the answer grows.
+        window = self._decode(self._segment[self._window_start:])
+        if window.endswith("\ufffd"):  # a multi-byte character is not complete yet
             return []
-        delta, self._emitted = text[len(self._emitted):], text
+        delta = window[len(self._window_text):]
+        self._window_start = self._window_end
+        self._window_end = len(self._segment)
+        self._window_text = self._decode(self._segment[self._window_start:])
         return [self._take(Chunk(text=delta, channel=self._channel))] if delta else []
 
     def finish(self) -> list[Chunk]:
@@ -112,9 +120,9 @@ class GemmaOutputParser:
         return out
 
     def _close_segment(self) -> list[Chunk]:
-        text = self._decode(self._segment) if self._segment else ""
-        delta = text[len(self._emitted):]
-        self._segment, self._emitted = [], ""
+        window = self._decode(self._segment[self._window_start:]) if self._segment else ""
+        delta = window[len(self._window_text):]
+        self._segment, self._window_start, self._window_end, self._window_text = [], 0, 0, ""
         return [self._take(Chunk(text=delta, channel=self._channel))] if delta else []
 
     def _take(self, chunk: Chunk) -> Chunk:
@@ -131,7 +139,7 @@ def parse_tool_call(text: str) -> ToolCall:
     if not brace:
         return ToolCall(name=name.strip(), arguments={})
     try:
-        value, end = _Reader("{" + rest).read_value(0)
+        value, _ = _Reader("{" + rest).read_value(0)
         arguments = value if isinstance(value, dict) else {"value": value}
     except ValueError:
         arguments = {"_unparsed": "{" + rest}

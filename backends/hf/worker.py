@@ -8,10 +8,13 @@ A worker answers one request at a time, in the order received.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
 import queue
 import threading
 import traceback
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -29,10 +32,9 @@ def run_worker(conn: Connection, options: HFOptions, cache_dir: Path, in_process
     from arena.errors import ArenaError
 
     def send(message: tuple[Any, ...]) -> None:
-        try:
+        # If the app went away, the command loop below ends on its next read.
+        with contextlib.suppress(BrokenPipeError, OSError):
             conn.send(message)
-        except (BrokenPipeError, OSError):
-            pass  # the app went away; the loop below ends on its next read
 
     send(("progress", 0.1, "importing torch and transformers"))
     from backends.hf.engine import Engine
@@ -80,7 +82,7 @@ def run_worker(conn: Connection, options: HFOptions, cache_dir: Path, in_process
             if event.is_set():
                 send(("error", request_id, "cancelled before it started"))
                 continue
-            usage = engine.generate(request, lambda chunk: send(("chunk", request_id, chunk)), event)
+            usage = engine.generate(request, functools.partial(_send_chunk, send, request_id), event)
             send(("done", request_id, usage, engine.memory()))
         except ArenaError as exc:
             send(("error", request_id, str(exc)))
@@ -90,3 +92,7 @@ def run_worker(conn: Connection, options: HFOptions, cache_dir: Path, in_process
         finally:
             with lock:
                 cancelled.pop(request_id, None)
+
+
+def _send_chunk(send: Callable[[tuple[Any, ...]], None], request_id: int, chunk: Any) -> None:
+    send(("chunk", request_id, chunk))

@@ -1,0 +1,285 @@
+"""The transformers backend on the real tiny Gemma 4 demo models, each in its own worker process.
+
+No mocked model path: these run the real transformers loading, processing and generation code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from arena.fanout import fan_out, run_all
+from arena.lineup import Lineup, create_lineup, load_all
+from arena.media import read_audio, read_image
+from arena.settings import Settings
+from backends.base import Request, Tool
+from backends.hf.backend import HFBackend
+from backends.registry import default_registry
+from tests.support.media import write_png, write_wav
+
+WEATHER = Tool(
+    name="get_weather",
+    description="Current weather in a city",
+    parameters={"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+)
+
+
+def load(specs: list[str], settings: Settings, cores: int = 2) -> Lineup:
+    registry = default_registry()
+    lineup = create_lineup([registry.parse(s) for s in specs], registry, settings, cores=cores)
+    return asyncio.run(load_all(lineup))
+
+
+@pytest.fixture(scope="module")
+def pair(demo_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lineup]:
+    """demo:e2b (text, image, audio) and demo:31b (text, image), loaded once for this module."""
+    data = tmp_path_factory.mktemp("data")
+    lineup = load(["demo:e2b", "demo:31b"], Settings(data, demo_cache, data / "a.db"))
+    assert all(v.available for v in lineup.variants), [v.error for v in lineup.variants]
+    yield lineup
+    asyncio.run(lineup.close())
+
+
+def test_text_answer_streams_token_by_token(pair: Lineup) -> None:
+    request = Request(prompt="Tell me about memory.", max_new_tokens=32)
+
+    async def collect() -> tuple[list[float], list]:  # type: ignore[type-arg]
+        arrivals, results = [], []
+        async for update in fan_out(pair.variants[:1], request):
+            if update.chunk is not None:
+                arrivals.append(update.at)
+            else:
+                results.append(update.result)
+        return arrivals, results
+
+    arrivals, results = asyncio.run(collect())
+    result = results[0]
+    assert result.ok, result.error
+    assert result.text
+    assert result.stats.output_tokens == 32  # the demo variants always use their whole budget
+    assert result.stats.token_source == "engine"
+    assert len(arrivals) >= 16  # streamed, not delivered at the end
+    assert arrivals == sorted(arrivals) and arrivals[0] < arrivals[-1]
+    assert result.stats.ttft_s is not None and result.stats.ttft_s < result.stats.total_s
+    assert result.stats.tokens_per_s and result.stats.tokens_per_s > 0
+
+
+def test_streamed_text_equals_plain_generate_on_the_same_model(pair: Lineup, demo_cache: Path) -> None:
+    import torch
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    from backends.demo.build import model_dir
+    from backends.demo.structure import DemoStructure
+    from backends.hf.inputs import chat_messages
+
+    request = Request(prompt="Which variant fits my laptop?", max_new_tokens=24)
+    streamed = asyncio.run(run_all(pair.variants[:1], request))[0]
+
+    folder = model_dir(demo_cache, "e2b")
+    processor = AutoProcessor.from_pretrained(folder)
+    model = AutoModelForImageTextToText.from_pretrained(folder).eval()
+    text = processor.apply_chat_template(chat_messages(request), add_generation_prompt=True, tokenize=False)
+    inputs = processor(text=text, return_tensors="pt", add_special_tokens=False)
+    length = inputs["input_ids"].shape[1]
+    special = processor.tokenizer.all_special_ids
+    with torch.inference_mode():
+        out = model.generate(
+            **inputs, max_new_tokens=24, do_sample=False, logits_processor=[DemoStructure(length, {}, special)]
+        )
+    expected = processor.tokenizer.decode(out[0, length:], skip_special_tokens=True)
+    assert streamed.text == expected
+    assert streamed.stats.input_tokens == length
+
+
+def test_two_variants_generate_at_the_same_time(pair: Lineup) -> None:
+    results = asyncio.run(run_all(pair.variants, Request(prompt="Go", max_new_tokens=96)))
+    assert all(r.ok for r in results), [r.error for r in results]
+    starts = [r.first_token_at for r in results]
+    ends = [r.ended_at for r in results]
+    # Each was producing tokens before the other had finished: their generation overlapped.
+    assert max(starts) < min(ends)  # type: ignore[type-var]
+
+
+def test_image_reaches_the_model(pair: Lineup, tmp_path: Path) -> None:
+    image = read_image(write_png(tmp_path / "photo.png"))
+    plain, with_image = (
+        asyncio.run(run_all(pair.variants, Request(prompt="Describe it", images=images, max_new_tokens=8)))
+        for images in ((), (image,))
+    )
+    for before, after in zip(plain, with_image, strict=True):
+        assert after.ok, after.error
+        # the image placeholder expands into the image's soft tokens
+        assert after.stats.input_tokens - before.stats.input_tokens > 30
+
+
+def test_audio_reaches_e2b_and_is_refused_by_31b_before_sending(pair: Lineup, tmp_path: Path) -> None:
+    clip = read_audio(write_wav(tmp_path / "clip.wav", seconds=1.0))
+    e2b_plain = asyncio.run(run_all(pair.variants[:1], Request(prompt="What is this?", max_new_tokens=8)))[0]
+    e2b, b31 = asyncio.run(
+        run_all(pair.variants, Request(prompt="What is this?", audio=(clip,), max_new_tokens=8))
+    )
+    assert e2b.ok, e2b.error
+    assert e2b.stats.input_tokens - e2b_plain.stats.input_tokens >= 20  # ~25 audio tokens a second
+    assert b31.error_kind == "UnsupportedInput"
+    assert "demo:31b cannot take audio" in (b31.error or "")
+    assert b31.stats.output_tokens == 0
+
+
+def test_thinking_trace_is_separated_from_the_answer(pair: Lineup) -> None:
+    off, on = (
+        asyncio.run(run_all(pair.variants[:1], Request(prompt="Why?", thinking=t, max_new_tokens=60)))[0]
+        for t in (False, True)
+    )
+    assert on.ok and off.ok
+    assert on.thinking and on.text and not off.thinking
+    assert on.thinking not in on.text
+    assert "<|channel>" not in on.text + on.thinking and "<channel|>" not in on.text + on.thinking
+    assert on.stats.input_tokens > off.stats.input_tokens  # the template's thinking switch was set
+    assert on.stats.output_tokens == 60
+
+
+def test_tool_call_is_parsed_from_the_generated_tokens(pair: Lineup) -> None:
+    plain = asyncio.run(run_all(pair.variants[:1], Request(prompt="Weather in Oslo?", max_new_tokens=40)))[0]
+    result = asyncio.run(
+        run_all(pair.variants[:1], Request(prompt="Weather in Oslo?", tools=(WEATHER,), max_new_tokens=40))
+    )[0]
+    assert result.ok, result.error
+    assert [call.name for call in result.tool_calls] == ["get_weather"]
+    assert "<|tool_call>" not in result.text
+    assert result.stats.input_tokens > plain.stats.input_tokens + 10  # the declaration is in the prompt
+
+
+def test_prompt_beyond_the_context_is_a_clear_error(pair: Lineup) -> None:
+    result = asyncio.run(run_all(pair.variants[:1], Request(prompt="hi", max_new_tokens=9000)))[0]
+    assert result.error_kind == "GenerationError"
+    assert "exceeds this model's context of 8192 tokens" in (result.error or "")
+    again = asyncio.run(run_all(pair.variants[:1], Request(prompt="hi", max_new_tokens=4)))[0]
+    assert again.ok  # the worker is still healthy
+
+
+def test_memory_and_load_figures_are_recorded(pair: Lineup) -> None:
+    result = asyncio.run(run_all(pair.variants[:1], Request(prompt="hi", max_new_tokens=4)))[0]
+    stats = result.stats
+    assert stats.memory_kind == "rss-peak"
+    assert stats.weights_bytes and stats.peak_memory_bytes and stats.peak_memory_bytes > stats.weights_bytes
+    assert stats.load_s and stats.load_s > 0
+    big = asyncio.run(run_all(pair.variants[1:], Request(prompt="hi", max_new_tokens=4)))[0]
+    assert big.stats.weights_bytes > stats.weights_bytes  # 31B stand-in is larger than E2B's
+
+
+def test_cores_are_split_among_workers(pair: Lineup) -> None:
+    for variant in pair.variants:
+        assert variant.report is not None
+        assert "1 CPU thread(s)" in variant.report.notes  # 2 cores, 2 local variants
+
+
+def test_closing_a_stream_early_cancels_generation(pair: Lineup) -> None:
+    backend = pair.variants[0].backend
+    assert backend is not None
+
+    async def stop_then_ask_again() -> tuple[int, bool]:
+        seen = 0
+        stream = backend.stream(Request(prompt="long", max_new_tokens=2000))
+        async for _ in stream:
+            seen += 1
+            if seen == 3:
+                break
+        await stream.aclose()  # type: ignore[attr-defined]
+        follow_up = await run_all(pair.variants[:1], Request(prompt="short", max_new_tokens=4), timeout_s=20)
+        return seen, follow_up[0].ok
+
+    seen, ok = asyncio.run(stop_then_ask_again())
+    assert seen == 3 and ok  # the 2000-token answer was abandoned, not finished first
+
+
+def test_killed_worker_fails_alone(settings: Settings) -> None:
+    lineup = load(["demo:e2b?label=victim", "demo:e2b?label=survivor"], settings)
+    victim = lineup.get("victim").backend
+    assert isinstance(victim, HFBackend) and victim.pid
+
+    async def kill_mid_answer() -> list:  # type: ignore[type-arg]
+        results = {}
+        async for update in fan_out(lineup.variants, Request(prompt="go", max_new_tokens=300)):
+            if update.chunk is not None and update.variant == "victim" and not results:
+                os.kill(victim.pid, signal.SIGKILL)  # type: ignore[arg-type]
+                results["killed"] = True
+            if update.result is not None:
+                results[update.variant] = update.result
+        return [results["victim"], results["survivor"]]
+
+    try:
+        dead, alive = asyncio.run(kill_mid_answer())
+        assert dead.error_kind == "WorkerDied"
+        assert "killed by SIGKILL" in (dead.error or "")
+        assert alive.ok and alive.stats.output_tokens == 300
+        again = asyncio.run(run_all(lineup.variants[:1], Request(prompt="go", max_new_tokens=4)))[0]
+        assert again.error_kind == "WorkerDied" and "Reload the variant" in (again.error or "")
+    finally:
+        asyncio.run(lineup.close())
+
+
+def test_hung_worker_times_out_alone_and_is_ended(settings: Settings) -> None:
+    lineup = load(["demo:e2b?label=hung", "demo:e2b?label=fine"], settings)
+    hung = lineup.get("hung").backend
+    assert isinstance(hung, HFBackend) and hung.pid
+    hung.cancel_grace_s = 1.0
+
+    async def stop_mid_answer() -> tuple:  # type: ignore[type-arg]
+        results = {}
+        async for update in fan_out(lineup.variants, Request(prompt="go", max_new_tokens=200), timeout_s=2.0):
+            if update.chunk is not None and update.variant == "hung" and "stopped" not in results:
+                os.kill(hung.pid, signal.SIGSTOP)  # type: ignore[arg-type]
+                results["stopped"] = True
+            if update.result is not None:
+                results[update.variant] = update.result
+        await asyncio.sleep(2.0)  # the cancel grace passes while the app keeps running
+        return results["hung"], results["fine"]
+
+    try:
+        stuck, fine = asyncio.run(stop_mid_answer())
+        assert stuck.error_kind == "VariantTimeout" and "produced nothing for 2 s" in (stuck.error or "")
+        assert fine.ok and fine.stats.output_tokens == 200
+        assert fine.ended_at < stuck.ended_at + 60  # type: ignore[operator]
+        assert not hung._process.is_alive()
+    finally:
+        asyncio.run(lineup.close())
+
+
+def test_variant_that_fails_to_load_is_unavailable_and_others_work(settings: Settings, tmp_path: Path) -> None:
+    lineup = load([f"hf:{tmp_path / 'no-such-model'}", "demo:e2b"], settings)
+    try:
+        broken, working = lineup.variants
+        assert not broken.available
+        assert "could not read a model config" in (broken.error or "")
+        assert working.available
+        results = asyncio.run(run_all(lineup.variants, Request(prompt="hi", max_new_tokens=4)))
+        assert results[0].error_kind == "LoadError" and results[1].ok
+    finally:
+        asyncio.run(lineup.close())
+
+
+def test_unloading_ends_the_worker_process(settings: Settings) -> None:
+    lineup = load(["demo:e2b"], settings)
+    backend = lineup.variants[0].backend
+    assert isinstance(backend, HFBackend)
+    process = backend._process
+    assert process.is_alive()
+    asyncio.run(lineup.close())
+    assert not process.is_alive()
+
+
+def test_in_process_mode_answers_without_a_worker(settings: Settings) -> None:
+    lineup = load(["demo:e2b?in_process=true"], settings)
+    try:
+        backend = lineup.variants[0].backend
+        assert isinstance(backend, HFBackend) and backend.pid is None
+        result = asyncio.run(run_all(lineup.variants, Request(prompt="hi", max_new_tokens=6)))[0]
+        assert result.ok and result.stats.output_tokens == 6
+        assert "in-process" in result.stats.memory_kind
+    finally:
+        asyncio.run(lineup.close())
