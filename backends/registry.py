@@ -36,7 +36,7 @@ class VariantSpec:
                 f"variant spec {text!r} is not of the form PREFIX:TARGET (e.g. demo:e2b, "
                 "hf:google/gemma-4-E4B-it, ollama:gemma4:e4b, openai:http://host:8000/v1#model)"
             )
-        target, merged = rest, {}
+        target, merged = rest, dict[str, str]()
         head, qmark, query = rest.rpartition("?")
         if qmark and query and all("=" in part for part in query.split("&")):
             target = head
@@ -123,9 +123,9 @@ class Registry:
 
 def default_registry() -> Registry:
     """The registry with every backend this project ships."""
-    from backends import demo, hf
+    from backends import demo, hf, ollama, openai_compat
 
     registry = Registry()
-    for module in (demo, hf):
+    for module in (demo, hf, ollama, openai_compat):
         module.register(registry)
     return registry

@@ -6,7 +6,6 @@ cache folder, like a user's first run would.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -37,5 +36,37 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, demo_cache: P
     yield
 
 
-def run(coro):  # noqa: ANN001, ANN201 - tiny helper for async code in sync tests
-    return asyncio.run(coro)
+# --- remote backends (Ollama, OpenAI-compatible): a real llama.cpp server, a fake Ollama -------------
+
+
+@pytest.fixture(scope="session")
+def tiny_gguf(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random-weight GGUF model (llama architecture, byte-level BPE), written once."""
+    from tests.servers.llamacpp import missing_requirements
+    from tests.servers.tiny_gguf import write_tiny_gguf
+
+    why = missing_requirements()
+    if why is not None:
+        pytest.fail(why)  # not a skip: CI must run these tests against real server software
+    return write_tiny_gguf(tmp_path_factory.mktemp("gguf") / "tiny.gguf")
+
+
+@pytest.fixture(scope="session")
+def llama_server(tiny_gguf: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """A real llama.cpp server (`python -m llama_cpp.server`) serving the tiny model as `tiny`
+    on a free loopback port, for the whole session."""
+    from tests.servers.llamacpp import LlamaCppServer
+
+    server = LlamaCppServer(tiny_gguf, log_path=tmp_path_factory.mktemp("llama-log") / "server.log").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fake_ollama() -> Iterator[object]:
+    """A loopback server answering as Ollama does, with Gemma 4 E4B and 31B, a text-only model and
+    an embedding model pulled (see tests/servers/fake_ollama.py)."""
+    from tests.servers.fake_ollama import EMBEDDING, GEMMA4_31B, GEMMA4_E4B, TEXT_ONLY, FakeOllama
+
+    with FakeOllama([GEMMA4_E4B, GEMMA4_31B, TEXT_ONLY, EMBEDDING]) as server:
+        yield server

@@ -1,0 +1,155 @@
+"""The OpenAI chat-completions wire format: what a Request becomes, and how streamed chunks
+(content, reasoning, tool-call fragments, usage, engine timings) become Chunks.
+
+Pure functions and one small accumulator; no I/O here.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from backends.base import Capabilities, Chunk, Request, ToolCall, Usage
+from backends.openai_compat.options import OpenAIOptions
+from backends.remote import base64_text, data_uri, wav_16k_mono
+
+#: Where servers put the thinking trace in a delta: vLLM's `reasoning` (older vLLM and others:
+#: `reasoning_content`).
+_REASONING_FIELDS = ("reasoning", "reasoning_content")
+#: Engine figures beside `usage`: llama.cpp's server `timings`, vLLM's per-request `metrics`.
+_FIGURE_OBJECTS = ("timings", "metrics")
+
+
+def chat_parameters(
+    options: OpenAIOptions, request: Request, capabilities: Capabilities, variant: str
+) -> dict[str, Any]:
+    """Keyword arguments for `AsyncOpenAI().chat.completions.create(...)`."""
+    content: str | list[dict[str, Any]] = request.prompt
+    if request.images or request.audio:
+        # Media before the text, as Gemma's own examples place it.
+        content = [{"type": "image_url", "image_url": {"url": data_uri(m)}} for m in request.images]
+        content += [
+            {"type": "input_audio", "input_audio": {"data": base64_text(wav_16k_mono(m, variant)), "format": "wav"}}
+            for m in request.audio
+        ]
+        content.append({"type": "text", "text": request.prompt})
+    messages: list[dict[str, Any]] = [{"role": "system", "content": request.system}] if request.system else []
+    messages.append({"role": "user", "content": content})
+    parameters: dict[str, Any] = {
+        "model": options.model,
+        "messages": messages,
+        "stream": True,
+        # Always asked for: vLLM's default differs between versions; llama.cpp ignores it.
+        "stream_options": {"include_usage": True},
+        "max_tokens": request.max_new_tokens,
+        "temperature": request.temperature,
+        "top_p": request.top_p,
+    }
+    if request.seed is not None:
+        parameters["seed"] = request.seed
+    if request.tools:
+        parameters["tools"] = [tool.to_openai() for tool in request.tools]
+    if capabilities.thinking:
+        # Gemma 4's chat template switch; sent both ways so the server's default does not decide.
+        parameters["extra_body"] = {"chat_template_kwargs": {"enable_thinking": request.thinking}}
+    return parameters
+
+
+@dataclass
+class _PartialCall:
+    name: str = ""
+    arguments: list[str] = field(default_factory=list)
+
+
+@dataclass
+class StreamState:
+    """What a chat-completions stream has said so far, chunk by chunk."""
+
+    finished: bool = False
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    server: dict[str, float] = field(default_factory=dict)
+    _calls: dict[int, _PartialCall] = field(default_factory=dict)
+
+    def read(self, chunk: Any) -> Iterator[Chunk]:
+        """The Chunks in one `ChatCompletionChunk`; tool calls are held until they are whole."""
+        self._read_figures(chunk)
+        for choice in chunk.choices or ():
+            delta = choice.delta
+            if delta is not None:
+                thinking = _reasoning(delta)
+                if thinking:
+                    yield Chunk(text=thinking, channel="thinking")
+                if delta.content:
+                    yield Chunk(text=delta.content)
+                for fragment in delta.tool_calls or ():
+                    self._add_call_fragment(fragment)
+            if choice.finish_reason is not None:
+                self.finished = True
+                yield from self.whole_calls()
+
+    def whole_calls(self) -> Iterator[Chunk]:
+        """The tool calls assembled so far, each once."""
+        for index in sorted(self._calls):
+            call = self._calls.pop(index)
+            yield Chunk(tool_call=ToolCall(name=call.name, arguments=_arguments("".join(call.arguments))))
+
+    def usage(self) -> Usage:
+        """Token counts only when the server sent `usage` (else None: the wrapper counts chunks);
+        `server` holds only figures the server sent."""
+        return Usage(input_tokens=self.input_tokens, output_tokens=self.output_tokens, server=dict(self.server))
+
+    def _add_call_fragment(self, fragment: Any) -> None:
+        call = self._calls.setdefault(fragment.index or 0, _PartialCall())
+        function = fragment.function
+        if function is not None:
+            call.name += function.name or ""
+            call.arguments.append(function.arguments or "")
+
+    def _read_figures(self, chunk: Any) -> None:
+        usage = chunk.usage
+        if usage is not None:
+            self.input_tokens = usage.prompt_tokens
+            self.output_tokens = usage.completion_tokens
+        extra = chunk.model_extra or {}
+        for name in _FIGURE_OBJECTS:
+            if isinstance(extra.get(name), Mapping):
+                self.server.update(engine_figures(extra[name]))
+
+
+def engine_figures(figures: Mapping[str, Any]) -> dict[str, float]:
+    """An engine's numeric figures, milliseconds turned into seconds (`prompt_ms` -> `prompt_s`),
+    names otherwise as the engine gives them; nested objects and nulls are left out."""
+    found: dict[str, float] = {}
+    for name, value in figures.items():
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            continue
+        if name.endswith("_ms"):
+            found[name[: -len("_ms")] + "_s"] = value / 1000.0
+        else:
+            found[name] = float(value)
+    return found
+
+
+def _reasoning(delta: Any) -> str:
+    # The first field that has text: servers in transition send the same trace under both names.
+    extra = delta.model_extra or {}
+    for name in _REASONING_FIELDS:
+        text = getattr(delta, name, None) or extra.get(name)
+        if isinstance(text, str) and text:
+            return text
+    return ""
+
+
+def _arguments(text: str) -> dict[str, Any]:
+    """A tool call's JSON arguments; text that is not a JSON object is kept under `_raw`, so a
+    model's malformed call is shown rather than lost."""
+    if not text.strip():
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        return {"_raw": text}
+    return value if isinstance(value, dict) else {"_raw": text}
