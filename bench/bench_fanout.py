@@ -73,6 +73,7 @@ def raw_decode_rate(folder: Path, request: Request, threads: int) -> float:
     from transformers.generation import BaseStreamer
 
     from backends.demo.structure import DemoStructure
+    from backends.hf.engine import special_token_ids
     from backends.hf.inputs import chat_messages
 
     torch.set_num_threads(threads)
@@ -81,7 +82,7 @@ def raw_decode_rate(folder: Path, request: Request, threads: int) -> float:
     text = processor.apply_chat_template(chat_messages(request), add_generation_prompt=True, tokenize=False)
     inputs = processor(text=text, return_tensors="pt", add_special_tokens=False)
     length = inputs["input_ids"].shape[1]
-    special = processor.tokenizer.all_special_ids
+    special = special_token_ids(processor.tokenizer)
 
     class Clock(BaseStreamer):
         def __init__(self) -> None:

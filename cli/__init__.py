@@ -26,20 +26,30 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from cli import compare, variants
+    from cli import compare, export, importer, leaderboard, serve, variants
 
     parser = _Parser(
         prog="python app.py",
         description="Gemma Arena: compare Gemma 4 variants side by side on your prompts and machine.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for module in (compare, variants):
+    for module in (serve, compare, leaderboard, export, importer, variants):
         module.add_parser(sub)
     return parser
 
 
+def _commands(parser: argparse.ArgumentParser) -> set[str]:
+    for action in parser._actions:  # argparse offers no public way to list subcommands
+        if isinstance(action, argparse._SubParsersAction):
+            return set(action.choices)
+    return set()
+
+
 def main(argv: Sequence[str] | None = None, settings: Settings | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or (argv[0] not in _commands(parser) and argv[0] not in ("-h", "--help")):
+        argv.insert(0, "serve")  # `python app.py [--port ...]` serves the UI
     args = parser.parse_args(argv)
     if not getattr(args, "handler", None):
         parser.print_help()

@@ -14,9 +14,10 @@ from arena.fanout import run_all
 from arena.lineup import Lineup, create_lineup, load_all
 from arena.measure import Result
 from arena.media import read_audio, read_image
+from arena.requests import build_request
 from arena.settings import Settings
 from arena.units import format_bytes, format_seconds
-from backends.base import Request, Tool
+from backends.base import Request
 from backends.demo import VARIANTS
 from backends.registry import default_registry
 from cli import EXIT_OK, EXIT_PARTIAL
@@ -53,51 +54,35 @@ def add_parser(sub: Any) -> None:
     p.set_defaults(handler=run)
 
 
-def build_request(args: argparse.Namespace) -> Request:
-    if not args.prompt.strip():
-        raise UsageError("--prompt is empty: give the text to send")
-    if args.max_new_tokens < 1:
-        raise UsageError("--max-new-tokens must be at least 1")
-    if args.temperature < 0:
-        raise UsageError("--temperature must be 0 or more")
-    if not 0 < args.top_p <= 1:
-        raise UsageError("--top-p must be in (0, 1]")
-    return Request(
-        prompt=args.prompt,
-        system=args.system,
-        images=tuple(read_image(p) for p in args.image),
-        audio=tuple(read_audio(p) for p in args.audio),
-        max_new_tokens=args.max_new_tokens,
-        temperature=args.temperature,
-        top_p=args.top_p,
-        seed=args.seed,
-        thinking=args.thinking,
-        tools=parse_tools(args.tools),
-    )
+def build_request_from(args: argparse.Namespace) -> Request:
+    try:
+        return build_request(
+            args.prompt,
+            system=args.system,
+            images=[read_image(p) for p in args.image],
+            audio=[read_audio(p) for p in args.audio],
+            max_new_tokens=args.max_new_tokens,
+            temperature=args.temperature,
+            top_p=args.top_p,
+            seed=args.seed,
+            thinking=args.thinking,
+            tools=args.tools,
+        )
+    except UsageError as exc:
+        raise UsageError(_flag_names(str(exc))) from exc
 
 
-def parse_tools(text: str | None) -> tuple[Tool, ...]:
-    if not text:
-        return ()
-    source = text
-    if not text.lstrip().startswith(("[", "{")):
-        path = Path(text)
-        if not path.is_file():
-            raise UsageError(f"--tools {text}: not JSON and not a file")
-        source = path.read_text()
-    try:
-        data = json.loads(source)
-    except json.JSONDecodeError as exc:
-        raise UsageError(f"--tools is not valid JSON: {exc.msg} at line {exc.lineno}") from exc
-    items = data if isinstance(data, list) else [data]
-    try:
-        return tuple(Tool.from_json(item) for item in items)
-    except (ValueError, AttributeError, TypeError) as exc:
-        raise UsageError(f"--tools: {exc}") from exc
+def _flag_names(message: str) -> str:
+    """Name the command-line flag in the shared validation messages."""
+    for words, flag in (("the prompt", "--prompt"), ("max new tokens", "--max-new-tokens"),
+                        ("temperature", "--temperature"), ("top-p", "--top-p"), ("tools", "--tools")):
+        if message.startswith(words):
+            return flag + message[len(words):]
+    return message
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    request = build_request(args)
+    request = build_request_from(args)
     registry = default_registry()
     specs = [registry.parse(text) for text in args.variants]
     lineup = create_lineup(specs, registry, settings)

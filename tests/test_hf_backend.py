@@ -75,6 +75,7 @@ def test_streamed_text_equals_plain_generate_on_the_same_model(pair: Lineup, dem
 
     from backends.demo.build import model_dir
     from backends.demo.structure import DemoStructure
+    from backends.hf.engine import special_token_ids
     from backends.hf.inputs import chat_messages
 
     request = Request(prompt="Which variant fits my laptop?", max_new_tokens=24)
@@ -86,7 +87,7 @@ def test_streamed_text_equals_plain_generate_on_the_same_model(pair: Lineup, dem
     text = processor.apply_chat_template(chat_messages(request), add_generation_prompt=True, tokenize=False)
     inputs = processor(text=text, return_tensors="pt", add_special_tokens=False)
     length = inputs["input_ids"].shape[1]
-    special = processor.tokenizer.all_special_ids
+    special = special_token_ids(processor.tokenizer)
     with torch.inference_mode():
         out = model.generate(
             **inputs, max_new_tokens=24, do_sample=False, logits_processor=[DemoStructure(length, {}, special)]
@@ -94,6 +95,15 @@ def test_streamed_text_equals_plain_generate_on_the_same_model(pair: Lineup, dem
     expected = processor.tokenizer.decode(out[0, length:], skip_special_tokens=True)
     assert streamed.text == expected
     assert streamed.stats.input_tokens == length
+
+
+def test_demo_variants_use_their_whole_budget_and_emit_no_stray_markers(pair: Lineup) -> None:
+    request = Request(prompt="Which variant fits my laptop?", max_new_tokens=256)
+    for result in asyncio.run(run_all(pair.variants, request)):
+        assert result.ok, result.error
+        assert result.stats.output_tokens == 256  # no end-of-turn token sampled early
+        assert not result.thinking and not result.tool_calls  # no marker sampled at random
+        assert "<|" not in result.text and "|>" not in result.text
 
 
 def test_two_variants_generate_at_the_same_time(pair: Lineup) -> None:

@@ -179,7 +179,7 @@ class Engine:
             decode=lambda ids: self.tokenizer.decode(ids, skip_special_tokens=True),
             decode_raw=lambda ids: self.tokenizer.decode(ids, skip_special_tokens=False),
             markers=Markers.from_vocab(self._token_id),
-            hidden_ids=self.tokenizer.all_special_ids,
+            hidden_ids=special_token_ids(self.tokenizer),
         )
         streamer = _Streamer(parser, emit)
         kwargs: dict[str, Any] = dict(
@@ -195,7 +195,7 @@ class Engine:
 
             plan = plan_forced_tokens(request, self.tokenizer)
             kwargs["logits_processor"] = LogitsProcessorList(
-                [DemoStructure(prompt_length, plan, self.tokenizer.all_special_ids)]
+                [DemoStructure(prompt_length, plan, special_token_ids(self.tokenizer))]
             )
         if request.seed is not None:
             torch.manual_seed(request.seed)
@@ -291,6 +291,13 @@ class _Cancelled(StoppingCriteria):
     def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
         done = self._event.is_set()
         return torch.full((input_ids.shape[0],), done, dtype=torch.bool, device=input_ids.device)
+
+
+def special_token_ids(tokenizer: Any) -> set[int]:
+    """Every special token id. `all_special_ids` lists only the named ones (bos, eos, media...);
+    Gemma's markers (<|turn>, <|channel>, ...) are added tokens flagged special."""
+    flagged = {i for i, token in getattr(tokenizer, "added_tokens_decoder", {}).items() if token.special}
+    return flagged | set(tokenizer.all_special_ids)
 
 
 def _text_only(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -1,0 +1,92 @@
+"""The web UI as a real Gradio server on the demo variants, driven through gradio_client."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from gradio_client import Client
+
+from arena.settings import Settings
+from tests.support.ui import demo_services, free_port
+from ui.app import ArenaApp
+from ui.services import ArenaServices
+
+SETTINGS = ["", 0.0, 1.0, 12, None, False, ""]  # system, temperature, top-p, max tokens, seed, thinking, tools
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, demo_cache: Path) -> Iterator[tuple[ArenaServices, str]]:
+    data = tmp_path_factory.mktemp("ui-data")
+    services = demo_services(["demo:e2b", "demo:31b"], Settings(data, demo_cache, data / "arena.db"))
+    app = ArenaApp(services)
+    app.blocks.queue()
+    app.blocks.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True,
+                      run_history=False)
+    yield services, app.blocks.local_url
+    app.blocks.close()
+    services.close()
+
+
+def client(url: str) -> Client:
+    return Client(url, download_files=False, verbose=False)
+
+
+def test_compare_endpoint_streams_every_panel(server: tuple[ArenaServices, str]) -> None:
+    _, url = server
+    job = client(url).submit(["demo:e2b", "demo:31b"], {"text": "Which fits?", "files": []}, *SETTINGS,
+                             api_name="/compare")
+    job.result()
+    updates = job.outputs()
+    assert len(updates) >= 3  # streamed in several updates, not one at the end
+    answers = {value for update in updates for value in update if isinstance(value, str) and len(value) > 8}
+    assert len(answers) >= 2  # both panels' answers arrived
+    final = updates[-1]
+    assert any(isinstance(v, dict) and v.get("type") == "matplotlib" for v in final)  # the stats chart
+
+
+def test_blind_battle_vote_reveals_names_and_moves_the_leaderboard(server: tuple[ArenaServices, str]) -> None:
+    services, url = server
+    c = client(url)
+    before = len(services.store.pair_outcomes())
+    c.predict({"text": "Tell me a story", "files": []}, *SETTINGS, api_name="/battle")
+    reveal = c.predict(api_name="/vote_a")
+    text = str(reveal)
+    assert "demo:e2b" in text and "demo:31b" in text
+    assert len(services.store.pair_outcomes()) == before + 1
+    table = c.predict("all", api_name="/leaderboard")
+    assert "demo:e2b" in str(table)
+
+
+def test_api_vote_before_any_battle_is_refused_by_the_server(server: tuple[ArenaServices, str]) -> None:
+    _, url = server
+    with pytest.raises(Exception, match="send a prompt first"):
+        client(url).predict(api_name="/vote_b")
+
+
+def test_api_vote_mid_stream_is_refused_by_the_server(server: tuple[ArenaServices, str]) -> None:
+    services, url = server
+    c = client(url)
+    settings = list(SETTINGS)
+    settings[3] = 400  # long enough to vote while it streams
+    job = c.submit({"text": "A long answer please", "files": []}, *settings, api_name="/battle")
+    for _ in job:
+        break  # the first update: the battle is served, not finished
+    votes_before = len(services.store.pair_outcomes())
+    with pytest.raises(Exception, match="not finished|unfinished|still|served|send a prompt"):
+        c.predict(api_name="/vote_tie")
+    assert len(services.store.pair_outcomes()) == votes_before
+    job.cancel()
+
+
+def test_export_downloads_the_votes_as_fastchat_battles(server: tuple[ArenaServices, str]) -> None:
+    services, url = server
+    c = client(url)
+    c.predict({"text": "One more", "files": []}, *SETTINGS, api_name="/battle")
+    c.predict(api_name="/vote_tie")
+    exported = c.predict(api_name="/export_fastchat")
+    battles = [json.loads(line) for line in Path(exported["path"]).read_text().splitlines()]
+    assert len(battles) == len(services.store.pair_outcomes()) >= 1
+    assert {"model_a", "model_b", "winner"} <= set(battles[-1]) and battles[-1]["winner"] == "tie"

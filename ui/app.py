@@ -1,0 +1,257 @@
+"""The Gradio app: layout from `ui.layout`, every event wired in `_wire`, logic in the flows.
+
+Handlers here only translate between Gradio values and the flows' plain values; they return
+dicts keyed by component. Variant identities of blind battles live in `Session` (a gr.State),
+which never reaches the browser.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import os
+import tempfile
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from arena.errors import ArenaError, UsageError
+from arena.units import format_bytes, format_seconds
+from storage.exports import write_leaderboard_csv
+from ui import charts
+from ui.battle import BattleFlow, BattleState
+from ui.compare import MAX_PANELS, CompareFlow, CompareState, ranking_from_ranks
+from ui.layout import (
+    FormSettings,
+    render_battle,
+    render_compare,
+    render_export,
+    render_leaderboard,
+    render_variants,
+)
+from ui.leaderboard import build_view
+from ui.services import ArenaServices
+from ui.views import PanelView, md_escape
+
+CSS = """
+.arena-panel { border: 1px solid var(--border-color-primary); border-radius: 8px; padding: 6px; }
+.arena-panel .stats { font-size: 0.85em; }
+"""
+
+
+@dataclass
+class Session:
+    compare: CompareState = field(default_factory=CompareState)
+    battle: BattleState = field(default_factory=BattleState)
+
+
+class ArenaApp:
+    def __init__(self, services: ArenaServices) -> None:
+        self.services = services
+        self.compare_flow = CompareFlow(services)
+        self.battle_flow = BattleFlow(services)
+        self.export_dir = Path(tempfile.mkdtemp(prefix="gemma-arena-export-"))
+        with gr.Blocks(title="Gemma Arena") as self.blocks:
+            self.session = gr.State(Session())
+            gr.Markdown("# Gemma Arena\nWhich Gemma 4 variant for your machine? Compare, vote, and see.")
+            with gr.Tabs():
+                with gr.Tab("Compare", id="compare"):
+                    self.compare = render_compare(services.names)
+                with gr.Tab("Battle", id="battle"):
+                    self.battle = render_battle()
+                with gr.Tab("Leaderboard", id="leaderboard") as self.leaderboard_tab:
+                    self.leaderboard = render_leaderboard()
+                with gr.Tab("Variants", id="variants"):
+                    self.variants = render_variants()
+                with gr.Tab("Export", id="export"):
+                    self.export = render_export()
+            self._wire()
+
+    # ------------------------------------------------------------------ wiring
+    def _wire(self) -> None:
+        c, b, lb, v, ex = self.compare, self.battle, self.leaderboard, self.variants, self.export
+        compare_outputs = [self.session, c.chart, c.best, c.vote_best, c.vote_ranking, c.vote_message, *c.ranks]
+        compare_outputs += [o for p in c.panels for o in p.outputs]
+        preview = {"fn": self.preview_compare, "inputs": [c.variants, c.prompt], "outputs": compare_outputs}
+        c.variants.change(**preview, api_visibility="private")
+        c.prompt.change(**preview, api_visibility="private", trigger_mode="always_last")
+        send = c.send.click(self.run_compare, [self.session, c.variants, c.prompt, *c.settings.inputs],
+                            compare_outputs, api_name="compare")
+        c.stop.click(None, cancels=[send], api_visibility="private")
+        leaderboard_outputs = [lb.summary, lb.table, lb.ci_chart, lb.win_rate_chart, lb.quality_chart]
+        refresh = {"fn": self.refresh_leaderboard, "inputs": [lb.category], "outputs": leaderboard_outputs}
+        c.vote_best.click(self.vote_best, [self.session, c.best], [self.session, c.vote_message, c.vote_best,
+                          c.vote_ranking], api_name="vote_best").then(**refresh)
+        c.vote_ranking.click(self.vote_ranking, [self.session, *c.ranks], [self.session, c.vote_message,
+                             c.vote_best, c.vote_ranking], api_name="vote_ranking").then(**refresh)
+
+        battle_outputs = [self.session, b.reveal, *b.votes.values(), *(o for p in b.panels for o in p.outputs)]
+        b.send.click(self.run_battle, [self.session, b.prompt, *b.settings.inputs], battle_outputs,
+                     api_name="battle")
+        for outcome, button in b.votes.items():
+            button.click(functools.partial(self.vote_battle, outcome), [self.session],
+                         [self.session, b.reveal, *b.votes.values()], api_name=f"vote_{outcome}").then(**refresh)
+        b.new_round.click(self.new_round, [self.session], [*battle_outputs, b.prompt], api_name="new_round")
+
+        lb.category.change(**refresh, api_name="leaderboard")
+        lb.refresh.click(**refresh, api_visibility="private")
+        self.leaderboard_tab.select(**refresh, api_visibility="private")
+        self.blocks.load(**refresh, api_visibility="private")
+        self.blocks.load(self.variant_status, None, [v.table, v.timer], api_visibility="private")
+        v.timer.tick(self.variant_status, None, [v.table, v.timer], api_visibility="private")
+        v.discover.click(self.discover_ollama, [v.discover_host], [v.discovered], api_name="discover_ollama")
+        for fmt, button in ex.buttons.items():
+            button.click(functools.partial(self.export_file, fmt), None, [ex.file], api_name=f"export_{fmt}")
+
+    # ----------------------------------------------------------------- compare
+    def preview_compare(self, selected: list[str], message: dict[str, Any] | None) -> dict[Any, Any]:
+        views = self.compare_flow.preview(selected or [], message)
+        return self._panels(self.compare.panels, views) | self._compare_votes(None)
+
+    async def run_compare(self, session: Session, selected: list[str], message: dict[str, Any] | None,
+                          *settings: Any) -> AsyncIterator[dict[Any, Any]]:
+        options = FormSettings.options(*settings)
+        last = None
+        try:
+            async for outcome in self.compare_flow.run(session.compare, selected or [], message, options):
+                last = outcome
+                yield self._panels(self.compare.panels, outcome.views) | self._compare_votes(None)
+        except ArenaError as exc:
+            raise gr.Error(str(exc)) from exc
+        if last is None:
+            return
+        results = [r for r in last.results if r is not None]
+        chart = await asyncio.to_thread(charts.stats_chart, results) if any(r.ok for r in results) else None
+        yield {self.session: session, self.compare.chart: chart} | self._compare_votes(session.compare)
+
+    def vote_best(self, session: Session, best: str | None) -> dict[Any, Any]:
+        if not best:
+            raise gr.Error("pick the best answer first")
+        return self._compare_vote(session, best=best)
+
+    def vote_ranking(self, session: Session, *ranks: Any) -> dict[Any, Any]:
+        try:
+            ranking = ranking_from_ranks(session.compare.variants, ranks)
+        except UsageError as exc:
+            raise gr.Error(str(exc)) from exc
+        return self._compare_vote(session, ranking=ranking)
+
+    def _compare_vote(self, session: Session, **vote: Any) -> dict[Any, Any]:
+        try:
+            message = self.compare_flow.vote(session.compare, **vote)
+        except UsageError as exc:
+            raise gr.Error(str(exc)) from exc
+        off = gr.Button(interactive=False)
+        return {self.session: session, self.compare.vote_message: message,
+                self.compare.vote_best: off, self.compare.vote_ranking: off}
+
+    def _compare_votes(self, state: CompareState | None) -> dict[Any, Any]:
+        """Vote controls: enabled once a comparison of 2+ variants is stored and not yet voted."""
+        c = self.compare
+        names = list(state.variants) if state and state.battle_id and not state.voted else []
+        active = len(names) >= 2
+        out = {c.best: gr.Radio(choices=names, value=None), c.vote_best: gr.Button(interactive=active),
+               c.vote_ranking: gr.Button(interactive=active), c.vote_message: ""}
+        for i, dropdown in enumerate(c.ranks):
+            shown = active and i < len(names)
+            out[dropdown] = gr.Dropdown(label=f"rank of {names[i]}" if shown else "", value=None, visible=shown)
+        return out
+
+    # ------------------------------------------------------------------ battle
+    async def run_battle(self, session: Session, message: dict[str, Any] | None,
+                         *settings: Any) -> AsyncIterator[dict[Any, Any]]:
+        options = FormSettings.options(*settings)
+        try:
+            async for outcome in self.battle_flow.run(session.battle, message, options):
+                yield self._panels(self.battle.panels, outcome.views) | self._battle_votes(False) | {
+                    self.battle.reveal: ""}
+        except ArenaError as exc:
+            raise gr.Error(str(exc)) from exc
+        note = "" if session.battle.can_vote else "This battle had an error and takes no vote: start a new round."
+        yield {self.session: session, self.battle.reveal: note} | self._battle_votes(session.battle.can_vote)
+
+    def vote_battle(self, outcome: str, session: Session) -> dict[Any, Any]:
+        try:
+            reveal = self.battle_flow.vote(session.battle, outcome)
+        except UsageError as exc:
+            raise gr.Error(str(exc)) from exc
+        return {self.session: session, self.battle.reveal: reveal} | self._battle_votes(False)
+
+    def new_round(self, session: Session) -> dict[Any, Any]:
+        self.battle_flow.new_round(session.battle)
+        views = [PanelView(title="Model A"), PanelView(title="Model B")]
+        return (self._panels(self.battle.panels, views) | self._battle_votes(False)
+                | {self.session: session, self.battle.reveal: "", self.battle.prompt: None})
+
+    def _battle_votes(self, enabled: bool) -> dict[Any, Any]:
+        return {button: gr.Button(interactive=enabled) for button in self.battle.votes.values()}
+
+    # ------------------------------------------------------------- leaderboard
+    async def refresh_leaderboard(self, category: str) -> dict[Any, Any]:
+        view = await asyncio.to_thread(build_view, self.services, category or "all")
+        lb = self.leaderboard
+        return {lb.summary: view.summary, lb.table: view.table, lb.ci_chart: view.ci_chart,
+                lb.win_rate_chart: view.win_rate_chart, lb.quality_chart: view.quality_speed_chart}
+
+    # ---------------------------------------------------------------- variants
+    def variant_status(self) -> dict[Any, Any]:
+        rows = []
+        for variant in self.services.lineup.variants:
+            status = self.services.status[variant.name]
+            report = variant.report
+            if variant.error:
+                state = "unavailable"
+            elif variant.available:
+                state = "ready"
+            else:
+                state = "loading" + ("" if status.fraction is None else f" {status.fraction:.0%}")
+            caps = variant.backend.capabilities if variant.backend else None
+            rows.append([
+                variant.name, state,
+                ", ".join(m for m in ("text", "image", "audio") if caps and m in caps.modalities),
+                "yes" if caps and caps.tools else "no", "yes" if caps and caps.thinking else "no",
+                format_seconds(report.load_s) if report else "-",
+                format_bytes(report.weights_bytes) if report else "-",
+                report.device if report else "-",
+                variant.error or status.message,
+            ])
+        return {self.variants.table: rows, self.variants.timer: gr.Timer(active=self.services.loading)}
+
+    async def discover_ollama(self, host: str) -> str:
+        from backends.ollama import discover
+
+        try:
+            models = await discover(host.strip() or os.environ.get("OLLAMA_HOST") or None)
+        except ArenaError as exc:
+            return f"**Could not list models:** {md_escape(str(exc))}"
+        if not models:
+            return "No models pulled on that server yet (`ollama pull gemma4:e4b`)."
+        lines = ["Start the app with any of these specs (`python app.py --variants SPEC ...`):", ""]
+        lines += [f"- `{m.spec}` {format_bytes(m.size_bytes)} {md_escape(m.parameter_size)} "
+                  f"{md_escape(m.quantization)}" for m in models]
+        return "\n".join(lines)
+
+    # ------------------------------------------------------------------ export
+    async def export_file(self, fmt: str) -> str:
+        suffix = {"fastchat": "jsonl", "leaderboard-csv": "csv"}.get(fmt, fmt)
+        out = self.export_dir / f"gemma-arena-{fmt}.{suffix}"
+        try:
+            if fmt == "leaderboard-csv":
+                view = await asyncio.to_thread(build_view, self.services, "all")
+                await asyncio.to_thread(write_leaderboard_csv, view.board.rows, out)
+            else:
+                await asyncio.to_thread(self.services.store.export, fmt, out)
+        except ArenaError as exc:
+            raise gr.Error(str(exc)) from exc
+        return str(out)
+
+    # ----------------------------------------------------------------- helpers
+    @staticmethod
+    def _panels(panels: list[Any], views: list[PanelView]) -> dict[Any, Any]:
+        out: dict[Any, Any] = {}
+        for i, panel in enumerate(panels[:MAX_PANELS]):
+            out |= panel.show(views[i] if i < len(views) else None)
+        return out

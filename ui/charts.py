@@ -1,0 +1,117 @@
+"""Charts, drawn with matplotlib (rendered to images: no script, no network, works offline)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from arena.measure import Result
+from arena.ratings import Leaderboard
+from storage import VariantSpeed
+
+_COLOURS = ["#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860", "#DA8BC3", "#8C8C8C"]
+
+
+def _figure(width: float, height: float, ncols: int = 1) -> tuple[Any, Any]:
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display; must come before pyplot is imported
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, ncols, figsize=(width, height), squeeze=False)
+    fig.set_layout_engine("constrained")
+    return fig, axes[0]
+
+
+def stats_chart(results: Sequence[Result]) -> Any:
+    """Bars comparing the variants of one comparison: TTFT, decode speed, total time, peak memory."""
+    measured = [r for r in results if r.ok]
+    names = [r.variant for r in measured]
+    panels = [
+        ("time to first token (s)", [r.stats.ttft_s for r in measured]),
+        ("decode (tokens/s)", [r.stats.tokens_per_s for r in measured]),
+        ("total (s)", [r.stats.total_s for r in measured]),
+        ("peak memory (MiB)", [None if r.stats.peak_memory_bytes is None else r.stats.peak_memory_bytes / 2**20
+                               for r in measured]),
+    ]
+    fig, axes = _figure(11, 2.4, ncols=4)
+    for ax, (title, values) in zip(axes, panels, strict=True):
+        heights = [0.0 if v is None else float(v) for v in values]
+        ax.barh(names, heights, color=_COLOURS[: len(names)])
+        ax.set_title(title, fontsize=9)
+        ax.tick_params(labelsize=8)
+        ax.invert_yaxis()
+        for y, value in enumerate(values):
+            if value is None:
+                ax.text(0, y, " n/a", va="center", fontsize=8)
+    return fig
+
+
+def ci_chart(board: Leaderboard) -> Any:
+    """Each variant's rating with its 95 % bootstrap interval."""
+    fig, axes = _figure(7, 0.5 + 0.45 * max(1, len(board.rows)))
+    ax = axes[0]
+    if not board.rows:
+        ax.text(0.5, 0.5, "no votes yet", ha="center", va="center")
+        ax.set_axis_off()
+        return fig
+    rows = list(reversed(board.rows))
+    y = np.arange(len(rows))
+    ratings = np.array([r.rating for r in rows])
+    low = ratings - np.array([r.ci_low for r in rows])
+    high = np.array([r.ci_high for r in rows]) - ratings
+    ax.errorbar(ratings, y, xerr=[low, high], fmt="o", color=_COLOURS[0], ecolor="#888", capsize=4)
+    ax.set_yticks(y, [f"{r.variant} (#{r.rank})" for r in rows], fontsize=8)
+    ax.set_xlabel(f"rating (Bradley-Terry, 95 % CI; {board.anchor})", fontsize=8)
+    ax.grid(axis="x", alpha=0.3)
+    return fig
+
+
+def win_rate_chart(board: Leaderboard) -> Any:
+    """Pairwise win rates (row beats column, ties as half) and the battle counts behind them."""
+    fig, axes = _figure(10, 0.8 + 0.5 * max(2, len(board.models)), ncols=2)
+    names = list(board.models)
+    for ax, matrix, title, fmt in (
+        (axes[0], board.win_rate, "win rate of row over column", "{:.0%}"),
+        (axes[1], board.battle_count, "battles", "{:.0f}"),
+    ):
+        if not names:
+            ax.set_axis_off()
+            continue
+        shown = np.where(np.isnan(matrix), 0.5 if ax is axes[0] else 0, matrix)
+        ax.imshow(shown, cmap="RdYlGn" if ax is axes[0] else "Blues", vmin=0, vmax=1 if ax is axes[0] else None)
+        ax.set_xticks(range(len(names)), names, rotation=30, ha="right", fontsize=8)
+        ax.set_yticks(range(len(names)), names, fontsize=8)
+        ax.set_title(title, fontsize=9)
+        for (i, j), value in np.ndenumerate(matrix):
+            if i != j and not np.isnan(value):
+                ax.text(j, i, fmt.format(value), ha="center", va="center", fontsize=8)
+    return fig
+
+
+def quality_speed_chart(board: Leaderboard, speeds: Sequence[VariantSpeed]) -> Any:
+    """Rating (with CI) against median decode speed and against median peak memory, per variant:
+    which variant pays on this machine, from the user's own votes and runs."""
+    fig, axes = _figure(10, 3.4, ncols=2)
+    by_name = {s.variant: s for s in speeds}
+    rows = [r for r in board.rows if r.variant in by_name]
+    for ax, key, label in (
+        (axes[0], "median_tokens_per_s", "median decode speed (tokens/s)"),
+        (axes[1], "median_peak_memory_bytes", "median peak memory (MiB)"),
+    ):
+        points = [(r, getattr(by_name[r.variant], key)) for r in rows]
+        points = [(r, v / 2**20 if key.endswith("bytes") else v) for r, v in points if v is not None]
+        if not points:
+            ax.text(0.5, 0.5, "needs votes and measured runs", ha="center", va="center", fontsize=9)
+            ax.set_axis_off()
+            continue
+        for n, (row, x) in enumerate(points):
+            ax.errorbar(x, row.rating, yerr=[[row.rating - row.ci_low], [row.ci_high - row.rating]],
+                        fmt="o", color=_COLOURS[n % len(_COLOURS)], capsize=4)
+            ax.annotate(row.variant, (x, row.rating), textcoords="offset points", xytext=(6, 4), fontsize=8)
+        ax.set_xlabel(label, fontsize=9)
+        ax.set_ylabel("rating", fontsize=9)
+        ax.grid(alpha=0.3)
+    return fig

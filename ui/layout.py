@@ -1,0 +1,255 @@
+"""The page's components, built in small render functions. No events here: see `ui.app`.
+
+elem_ids listed in the README are stable hooks for automation: keep them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import gradio as gr
+
+from ui.compare import MAX_PANELS, FormOptions
+from ui.leaderboard import CATEGORY_LABELS, COLUMNS
+from ui.views import PanelView
+
+STATUS_COLUMNS = ["variant", "status", "takes", "tools", "thinking", "load time", "weights", "device", "note"]
+EXPORT_FORMATS = {
+    "csv": "Votes (CSV)",
+    "jsonl": "Votes (JSONL)",
+    "fastchat": "FastChat battles (JSONL)",
+    "leaderboard-csv": "Leaderboard (CSV)",
+}
+
+
+@dataclass
+class Panel:
+    column: Any
+    title: Any
+    note: Any
+    thinking_box: Any
+    thinking: Any
+    answer: Any
+    stats: Any
+
+    @property
+    def outputs(self) -> list[Any]:
+        return [self.column, self.title, self.note, self.thinking_box, self.thinking, self.answer, self.stats]
+
+    def show(self, view: PanelView | None) -> dict[Any, Any]:
+        """Component values for a view (None hides the panel)."""
+        if view is None:
+            return {self.column: gr.Column(visible=False)}
+        label = "Thinking" + (f" ({len(view.thinking)} characters)" if view.thinking else "")
+        return {
+            self.column: gr.Column(visible=True),
+            self.title: f"### {_escape_title(view.title)}",
+            self.note: view.note,
+            self.thinking_box: gr.Accordion(label=label, visible=bool(view.thinking)),
+            self.thinking: view.thinking,
+            self.answer: view.answer,
+            self.stats: view.stats,
+        }
+
+
+def _escape_title(title: str) -> str:
+    from ui.views import md_escape
+
+    return md_escape(title)
+
+
+def render_panel(elem_id: str, title: str) -> Panel:
+    with gr.Column(elem_id=elem_id, elem_classes=["arena-panel"], min_width=240) as column:
+        heading = gr.Markdown(f"### {title}")
+        note = gr.Markdown("")
+        with gr.Accordion("Thinking", open=False, visible=False) as box:
+            thinking = gr.Textbox(show_label=False, lines=4, max_lines=12, interactive=False,
+                                  elem_classes=["thinking"])
+        answer = gr.Textbox(label="Answer", lines=8, max_lines=24, interactive=False, elem_classes=["answer"])
+        stats = gr.Markdown("", elem_classes=["stats"])
+    return Panel(column, heading, note, box, thinking, answer, stats)
+
+
+@dataclass
+class FormSettings:
+    system: Any
+    temperature: Any
+    top_p: Any
+    max_new_tokens: Any
+    seed: Any
+    thinking: Any
+    tools: Any
+
+    @property
+    def inputs(self) -> list[Any]:
+        return [self.system, self.temperature, self.top_p, self.max_new_tokens, self.seed, self.thinking, self.tools]
+
+    @staticmethod
+    def options(system: str, temperature: float, top_p: float, max_new_tokens: float, seed: float | None,
+                thinking: bool, tools: str) -> FormOptions:
+        return FormOptions(
+            system=system or "",
+            temperature=float(temperature or 0),
+            top_p=float(top_p or 1),
+            max_new_tokens=int(max_new_tokens or 1),
+            seed=None if seed in (None, "") else int(seed),
+            thinking=bool(thinking),
+            tools=tools or "",
+        )
+
+
+def render_settings(prefix: str) -> FormSettings:
+    with gr.Accordion("Settings", open=False, elem_id=f"{prefix}-settings"):
+        system = gr.Textbox(label="System prompt", lines=2)
+        with gr.Row():
+            temperature = gr.Slider(0, 2, value=0, step=0.05, label="Temperature (0 = greedy)")
+            top_p = gr.Slider(0.05, 1, value=1, step=0.05, label="Top-p")
+            max_new = gr.Slider(1, 4096, value=256, step=1, label="Max new tokens")
+            seed = gr.Number(value=None, precision=0, label="Seed (empty: none)")
+        thinking = gr.Checkbox(label="Thinking (the chat template's enable_thinking)", value=False)
+        tools = gr.Code(label="Tools (JSON list of OpenAI-style functions)", language="json", value="")
+    return FormSettings(system, temperature, top_p, max_new, seed, thinking, tools)
+
+
+def render_prompt(elem_id: str, placeholder: str) -> Any:
+    return gr.MultimodalTextbox(
+        elem_id=elem_id,
+        placeholder=placeholder,
+        file_types=["image", "audio"],
+        file_count="multiple",
+        sources=["upload", "microphone"],
+        show_label=False,
+        submit_btn=False,
+    )
+
+
+@dataclass
+class CompareTab:
+    variants: Any
+    prompt: Any
+    send: Any
+    stop: Any
+    settings: FormSettings
+    panels: list[Panel]
+    chart: Any
+    best: Any
+    vote_best: Any
+    ranks: list[Any]
+    vote_ranking: Any
+    vote_message: Any
+
+
+def render_compare(names: list[str]) -> CompareTab:
+    variants = gr.CheckboxGroup(names, value=names[:MAX_PANELS], label=f"Variants (pick 1 to {MAX_PANELS})",
+                                elem_id="compare-variants")
+    prompt = render_prompt("compare-prompt", "Type a prompt; attach an image or audio clip (or record one)")
+    with gr.Row():
+        send = gr.Button("Send to all", variant="primary", elem_id="compare-send")
+        stop = gr.Button("Stop", variant="stop", elem_id="compare-stop")
+    settings = render_settings("compare")
+    with gr.Row(equal_height=False):
+        panels = [render_panel(f"compare-panel-{i}", names[i] if i < len(names) else "") for i in range(MAX_PANELS)]
+    chart = gr.Plot(label="Stats of this comparison", elem_id="compare-chart")
+    with gr.Accordion("Vote", open=True, elem_id="compare-vote"):
+        with gr.Row():
+            best = gr.Radio([], label="Which answer is best?", elem_id="compare-best")
+            vote_best = gr.Button("Vote for the best", elem_id="compare-vote-best", interactive=False)
+        with gr.Row():
+            ranks = [gr.Dropdown(choices=[str(r) for r in range(1, MAX_PANELS + 1)], label="", visible=False,
+                                 elem_id=f"compare-rank-{i}") for i in range(MAX_PANELS)]
+            vote_ranking = gr.Button("Submit ranking", elem_id="compare-vote-ranking", interactive=False)
+        vote_message = gr.Markdown("", elem_id="compare-vote-message")
+    return CompareTab(variants, prompt, send, stop, settings, panels, chart, best, vote_best, ranks,
+                      vote_ranking, vote_message)
+
+
+@dataclass
+class BattleTab:
+    prompt: Any
+    send: Any
+    settings: FormSettings
+    panels: list[Panel]
+    votes: dict[str, Any]
+    reveal: Any
+    new_round: Any
+
+
+def render_battle() -> BattleTab:
+    gr.Markdown("Two anonymous variants answer the same prompt. Vote, and only then see who they were.")
+    prompt = render_prompt("battle-prompt", "Type a prompt for a blind battle")
+    send = gr.Button("Send", variant="primary", elem_id="battle-send")
+    settings = render_settings("battle")
+    with gr.Row(equal_height=False):
+        panels = [render_panel("battle-panel-a", "Model A"), render_panel("battle-panel-b", "Model B")]
+    with gr.Row():
+        votes = {
+            "a": gr.Button("👈 A is better", elem_id="vote-a", interactive=False),
+            "b": gr.Button("👉 B is better", elem_id="vote-b", interactive=False),
+            "tie": gr.Button("🤝 Tie", elem_id="vote-tie", interactive=False),
+            "both_bad": gr.Button("👎 Both are bad", elem_id="vote-bothbad", interactive=False),
+        }
+    reveal = gr.Markdown("", elem_id="battle-reveal")
+    new_round = gr.Button("New round", elem_id="new-round")
+    return BattleTab(prompt, send, settings, panels, votes, reveal, new_round)
+
+
+@dataclass
+class LeaderboardTab:
+    category: Any
+    refresh: Any
+    summary: Any
+    table: Any
+    ci_chart: Any
+    win_rate_chart: Any
+    quality_chart: Any
+
+
+def render_leaderboard() -> LeaderboardTab:
+    with gr.Row():
+        category = gr.Radio([(label, key) for key, label in CATEGORY_LABELS.items()], value="all",
+                            label="Category", elem_id="leaderboard-category")
+        refresh = gr.Button("Refresh", elem_id="leaderboard-refresh")
+    summary = gr.Markdown("")
+    table = gr.Dataframe(headers=COLUMNS, value=[], interactive=False, elem_id="leaderboard-table")
+    ci_chart = gr.Plot(label="Ratings with 95 % confidence intervals", elem_id="leaderboard-ci")
+    quality_chart = gr.Plot(label="Quality against speed and memory, on this machine", elem_id="leaderboard-quality")
+    win_rate_chart = gr.Plot(label="Win rates and battle counts", elem_id="leaderboard-winrate")
+    return LeaderboardTab(category, refresh, summary, table, ci_chart, win_rate_chart, quality_chart)
+
+
+@dataclass
+class VariantsTab:
+    table: Any
+    timer: Any
+    discover_host: Any
+    discover: Any
+    discovered: Any
+
+
+def render_variants() -> VariantsTab:
+    gr.Markdown("The variants this server loaded, how loading went, and what each can take. The demo variants "
+                "are tiny random-weight stand-ins: their answers are random tokens.")
+    table = gr.Dataframe(headers=STATUS_COLUMNS, value=[], interactive=False, elem_id="variants-table")
+    timer = gr.Timer(1.0)
+    with gr.Accordion("Discover Ollama models", open=False):
+        with gr.Row():
+            host = gr.Textbox(label="Ollama host (empty: OLLAMA_HOST or http://127.0.0.1:11434)", scale=3)
+            discover = gr.Button("Discover", scale=1, elem_id="ollama-discover")
+        discovered = gr.Markdown("")
+    return VariantsTab(table, timer, host, discover, discovered)
+
+
+@dataclass
+class ExportTab:
+    buttons: dict[str, Any]
+    file: Any
+
+
+def render_export() -> ExportTab:
+    gr.Markdown("Download your votes and the leaderboard. The FastChat format works with lmarena's notebooks "
+                "and with `python app.py leaderboard --battles FILE`.")
+    with gr.Row():
+        buttons = {fmt: gr.Button(label, elem_id=f"export-{fmt}") for fmt, label in EXPORT_FORMATS.items()}
+    file = gr.File(label="Download", elem_id="export-file", interactive=False)
+    return ExportTab(buttons, file)
