@@ -21,6 +21,7 @@ from backends.base import Request
 from backends.demo import VARIANTS
 from backends.registry import default_registry
 from cli import EXIT_OK, EXIT_PARTIAL
+from storage import open_store
 
 DEFAULT_VARIANTS = [f"demo:{name}" for name in VARIANTS]
 
@@ -51,6 +52,10 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--timeout", type=float, default=120.0, metavar="S",
                    help="stop a variant that produces nothing for this many seconds (default 120)")
     p.add_argument("--json", action="store_true", help="print one JSON document instead of text")
+    p.add_argument("--db", metavar="PATH",
+                   help="record the comparison in this votes database (default: GEMMA_ARENA_DB, else the "
+                        "data folder's arena.db)")
+    p.add_argument("--no-record", action="store_true", help="do not record the comparison")
     p.set_defaults(handler=run)
 
 
@@ -86,12 +91,25 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     registry = default_registry()
     specs = [registry.parse(text) for text in args.variants]
     lineup = create_lineup(specs, registry, settings)
-    results = asyncio.run(_compare(lineup, request, args.timeout, quiet=args.json))
+    store = None if args.no_record else open_store(settings.db_path)  # a bad --db fails before loading
+    try:
+        results = asyncio.run(_compare(lineup, request, args.timeout, quiet=args.json))
+        battle_id = None
+        if store is not None:
+            battle_id = store.record_comparison(
+                request, [(v.name, str(v.spec)) for v in lineup.variants], results, mode="named"
+            )
+    finally:
+        if store is not None:
+            store.close()
     if args.json:
-        print(json.dumps({"request": request.describe(), "results": [r.to_json() for r in results]}, indent=2))
+        document = {"request": request.describe(), "battle_id": battle_id, "results": [r.to_json() for r in results]}
+        print(json.dumps(document, indent=2))
     else:
         for result in results:
             print(render_text(result))
+        if battle_id:
+            print(f"recorded as battle {battle_id} in {settings.db_path}", file=sys.stderr)
     return EXIT_OK if all(r.ok for r in results) else EXIT_PARTIAL
 
 

@@ -103,6 +103,25 @@ def test_compare_ranking_with_a_tie(services: ArenaServices) -> None:
     assert len(results) == 3 and "tie" in results.values()
 
 
+def test_a_failed_variant_is_left_out_of_the_vote(tmp_path: Path) -> None:
+    backends = {
+        "one": ScriptedBackend("one", tokens(3, 0.0)),
+        "broken": ScriptedBackend("broken", [Step(0.0, error=GenerationError("boom"))]),
+        "two": ScriptedBackend("two", tokens(3, 0.0)),
+    }
+    services = scripted_services(backends, tmp_path / "a.db")
+    try:
+        state, flow = CompareState(), CompareFlow(services)
+        drain(flow.run(state, ["scripted:one", "scripted:broken", "scripted:two"], "hi", OPTIONS))
+        assert state.variants == ("scripted:one", "scripted:two")
+        flow.vote(state, best="scripted:two")
+        assert [(p.model_a, p.model_b, p.outcome) for p in services.store.pair_outcomes()] == [
+            ("scripted:one", "scripted:two", "b")
+        ]
+    finally:
+        services.close()
+
+
 def test_ranking_needs_a_rank_for_every_variant() -> None:
     with pytest.raises(UsageError, match="give every shown variant a rank"):
         ranking_from_ranks(["a", "b"], ["1", None])

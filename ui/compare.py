@@ -23,7 +23,8 @@ MAX_PANELS = 4
 
 @dataclass
 class CompareState:
-    """Per browser session: the last finished comparison, which a vote refers to."""
+    """Per browser session: the last finished comparison, which a vote refers to, and the
+    variants that answered in it (a vote is about those)."""
 
     battle_id: str | None = None
     variants: tuple[str, ...] = ()
@@ -141,6 +142,7 @@ class CompareFlow:
                 self.services.store.record_comparison, request, specs, finished,
                 mode="named", voter=self.services.voter,
             )
+            state.variants = tuple(r.variant for r in finished if r.ok)  # the vote is on those that answered
 
     def vote(
         self, state: CompareState, *, best: str | None = None, ranking: Sequence[Sequence[str]] | None = None

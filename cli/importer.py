@@ -1,0 +1,44 @@
+"""`python app.py import`: FastChat clean battles into the votes database."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from arena.settings import Settings
+from cli import EXIT_OK
+from storage import open_store
+from storage.imports import import_battles, read_fastchat
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "import",
+        help="import FastChat clean battles (JSON or JSONL) as battles, answers and votes",
+        description="Each battle becomes a stored battle (blind if `anony`, else named) with both "
+        "answers and its vote (`judge` as the voter). The whole file is one transaction: by default "
+        "a file with bad lines is refused, naming them, and nothing is written. Battles already "
+        "stored (e.g. from an earlier import) are not repeated.",
+    )
+    p.add_argument(
+        "--db",
+        type=Path,
+        metavar="PATH",
+        help="the votes database (default: GEMMA_ARENA_DB, else the data folder's arena.db)",
+    )
+    p.add_argument("file", type=Path, metavar="FILE", help="FastChat clean battles, JSON array or JSONL")
+    p.add_argument(
+        "--skip-bad",
+        action="store_true",
+        help="import the good battles and list the bad lines, instead of refusing the file",
+    )
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    battle_file = read_fastchat(args.file, skip_bad=args.skip_bad)  # a refused file creates no database
+    with open_store(settings.db_path) as store:
+        report = import_battles(store, args.file, battle_file)
+    print(report.summary())
+    return EXIT_OK

@@ -1,0 +1,225 @@
+"""Writing stored votes out: CSV and JSONL (one record per vote, every side with its answer and
+stats), FastChat clean battles (one record per pairwise outcome), and a leaderboard as CSV.
+
+Files are written beside the target and renamed into place when complete, so a failed export
+never leaves half a file where a good one was.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import string
+import sys
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any
+
+from arena.errors import UsageError
+from arena.votes import Vote, implied_outcomes
+from storage.fastchat import BattleRecord, Message, write_battles
+from storage.queries import STAT_COLUMNS, voted_variants
+
+VOTE_FORMATS = ("csv", "jsonl", "fastchat")
+LEADERBOARD_COLUMNS = ("rank", "variant", "rating", "ci_low", "ci_high", "votes", "wins", "losses", "ties")
+SIDE_LETTERS = string.ascii_lowercase
+
+_SIDE_FIELDS = ("variant", "spec", "text", "thinking", "tool_calls", "error", "error_kind", *STAT_COLUMNS, "server")
+_VOTE_FIELDS = (
+    "vote_id",
+    "battle_id",
+    "voted_at",
+    "voter",
+    "mode",
+    "served_at",
+    "served_to",
+    "has_image",
+    "has_audio",
+    "source",
+    "language",
+    "prompt",
+    "request",
+    "sides",
+    "outcome",
+    "best",
+    "ranking",
+)
+
+
+def write_votes(rows: Iterable[dict[str, Any]], format: str, out: Path) -> int:
+    """Write `rows` (from `storage.queries.export_rows`) to `out` ('-' for stdout) as `format`;
+    return how many records were written."""
+    if format not in VOTE_FORMATS:
+        raise UsageError(f"unknown export format {format!r}: expected one of {', '.join(VOTE_FORMATS)}")
+    records = [vote_record(row) for row in rows]
+    with open_output(out) as stream:
+        if format == "jsonl":
+            for record in records:
+                stream.write(json.dumps(record, ensure_ascii=False) + "\n")
+            return len(records)
+        if format == "csv":
+            return _write_csv(records, stream)
+        return write_battles(fastchat_records(records), stream)
+
+
+def vote_record(row: dict[str, Any]) -> dict[str, Any]:
+    """One vote as a JSON-able dict: the battle, the vote (by label) and each side's run."""
+    vote: Vote = row["vote"]
+    return {
+        "vote_id": row["vote_id"],
+        "battle_id": row["battle_id"],
+        "voted_at": row["voted_at"],
+        "voter": row["voter"],
+        "mode": row["mode"],
+        "served_at": row["created_at"],
+        "served_to": row["served_to"],
+        "has_image": bool(row["has_image"]),
+        "has_audio": bool(row["has_audio"]),
+        "source": row["source"],
+        "source_ref": row["source_ref"],
+        "language": row["language"],
+        "request": json.loads(row["request"]),
+        "vote": {
+            "outcome": vote.outcome,
+            "best": vote.best,
+            "ranking": None if vote.ranking is None else [list(tier) for tier in vote.ranking],
+        },
+        "sides": [_side_record(side) for side in row["sides"]],
+    }
+
+
+def _side_record(side: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "position": side["position"],
+        "variant": side["variant"],
+        "spec": side["spec"],
+        "text": side["text"],
+        "thinking": side["thinking"],
+        "tool_calls": json.loads(side["tool_calls"] or "[]"),
+        "error": side["error"],
+        "error_kind": side["error_kind"],
+        "recorded_at": side["recorded_at"],
+        "stats": {**{name: side[name] for name in STAT_COLUMNS}, "server": json.loads(side["server"] or "{}")},
+    }
+
+
+def _write_csv(records: list[dict[str, Any]], stream: IO[str]) -> int:
+    most_sides = max((len(record["sides"]) for record in records), default=2)
+    header = list(_VOTE_FIELDS) + [
+        f"{letter}_{field}" for letter in SIDE_LETTERS[:most_sides] for field in _SIDE_FIELDS
+    ]
+    writer = csv.writer(stream)
+    writer.writerow(header)
+    for record in records:
+        vote = record["vote"]
+        row: list[Any] = [
+            record["vote_id"],
+            record["battle_id"],
+            record["voted_at"],
+            record["voter"],
+            record["mode"],
+            record["served_at"],
+            record["served_to"],
+            int(record["has_image"]),
+            int(record["has_audio"]),
+            record["source"],
+            record["language"],
+            record["request"]["prompt"],
+            json.dumps(record["request"], ensure_ascii=False),
+            len(record["sides"]),
+            vote["outcome"],
+            vote["best"],
+            None if vote["ranking"] is None else json.dumps(vote["ranking"], ensure_ascii=False),
+        ]
+        for index in range(most_sides):
+            if index >= len(record["sides"]):
+                row += [None] * len(_SIDE_FIELDS)
+                continue
+            side = record["sides"][index]
+            stats = side["stats"]
+            row += [
+                side["variant"],
+                side["spec"],
+                side["text"],
+                side["thinking"],
+                json.dumps(side["tool_calls"], ensure_ascii=False),
+                side["error"],
+                side["error_kind"],
+                *(stats[name] for name in STAT_COLUMNS),
+                json.dumps(stats["server"]),
+            ]
+        writer.writerow(row)
+    return len(records)
+
+
+def fastchat_records(records: Iterable[dict[str, Any]]) -> Iterator[BattleRecord]:
+    """FastChat clean battles for exported votes: one per implied pairwise outcome, in voting
+    order, so `leaderboard --battles` on them rates exactly as `leaderboard --db` does.
+
+    `question_id` is the battle id (with "-n" per pair for votes on more than two variants), or
+    the original question id of an imported battle."""
+    for record in records:
+        sides = {side["variant"]: side for side in record["sides"]}
+        vote = record["vote"]
+        pairs = implied_outcomes(
+            voted_variants(record["mode"], record["sides"]),
+            Vote.of(outcome=vote["outcome"], best=vote["best"], ranking=vote["ranking"]),
+            tstamp=record["voted_at"],
+        )
+        question = record["source_ref"] or record["battle_id"]
+        for index, pair in enumerate(pairs):
+            yield BattleRecord(
+                model_a=pair.model_a,
+                model_b=pair.model_b,
+                outcome=pair.outcome,
+                tstamp=pair.tstamp,
+                question_id=question if len(pairs) == 1 else f"{question}-{index}",
+                judge=record["voter"],
+                anony=record["mode"] == "blind",
+                conversation_a=_conversation(record["request"], sides[pair.model_a]),
+                conversation_b=_conversation(record["request"], sides[pair.model_b]),
+                turn=int(record["request"].get("turn", 1)),
+                language=record["language"] or "unknown",
+            )
+
+
+def _conversation(request: dict[str, Any], side: dict[str, Any]) -> tuple[Message, ...]:
+    system = () if not request.get("system") else (Message("system", request["system"]),)
+    return (*system, Message("user", request["prompt"]), Message("assistant", side["text"] or ""))
+
+
+def write_leaderboard_csv(rows: Iterable[Any], out: Path) -> int:
+    """Write leaderboard rows (objects with the LEADERBOARD_COLUMNS attributes) as CSV."""
+    count = 0
+    with open_output(out) as stream:
+        writer = csv.writer(stream)
+        writer.writerow(LEADERBOARD_COLUMNS)
+        for row in rows:
+            writer.writerow([getattr(row, name) for name in LEADERBOARD_COLUMNS])
+            count += 1
+    return count
+
+
+@contextmanager
+def open_output(out: Path) -> Iterator[IO[str]]:
+    """A text stream for `out` ('-' is stdout); a file is renamed into place only when complete."""
+    if str(out) == "-":
+        yield sys.stdout
+        sys.stdout.flush()
+        return
+    out = Path(out).expanduser()
+    if not out.parent.is_dir():
+        raise UsageError(f"cannot write {out}: the folder {out.parent} does not exist")
+    partial = out.with_name(f".{out.name}.partial-{os.getpid()}")
+    try:
+        with partial.open("w", encoding="utf-8", newline="") as stream:
+            yield stream
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(partial, out)
+    except OSError as exc:
+        raise UsageError(f"cannot write {out}: {exc.strerror or exc}") from exc
+    finally:
+        partial.unlink(missing_ok=True)

@@ -1,0 +1,182 @@
+"""Bringing FastChat clean battles in: into the store (battles, runs, votes) or straight into a
+ratings table for `leaderboard --battles`.
+
+Every battle gets an id derived from its content, so importing a file twice (or two files that
+share battles) stores each battle once. An import is one transaction: refused, it writes nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from sqlite_utils import Database
+
+from arena.errors import UsageError
+from arena.ratings import Battles
+from storage.fastchat import SHOWN_PROBLEMS, BattleFile, BattleRecord, Message, Skipped, read_battle_table, read_battles
+
+if TYPE_CHECKING:
+    from storage.store import Store
+
+
+class ImportRefused(UsageError):
+    """A battles file with bad records, read strictly: nothing was imported."""
+
+
+@dataclass(frozen=True)
+class ImportReport:
+    """What an import did: battles stored, battles already there, records skipped (and why)."""
+
+    path: Path
+    imported: int
+    already_stored: int
+    skipped: tuple[Skipped, ...]
+
+    def summary(self) -> str:
+        """One line for people: counts, then each skipped line or item with its reason."""
+        text = f"imported {self.imported} battles from {self.path}"
+        if self.already_stored:
+            text += f" ({self.already_stored} were already stored and were not repeated)"
+        if self.skipped:
+            text += f"; skipped {len(self.skipped)} bad records: " + "; ".join(map(str, self.skipped))
+        return text
+
+
+def read_fastchat(path: Path, *, skip_bad: bool) -> BattleFile:
+    """Every battle in a FastChat JSON/JSONL file. Bad records refuse the file (ImportRefused,
+    listing them with their line numbers) unless `skip_bad`, which leaves them out."""
+    battle_file = read_battles(path, strict=False)
+    if battle_file.skipped and not skip_bad:
+        raise ImportRefused(refusal(path, battle_file.skipped, len(battle_file.records)))
+    return battle_file
+
+
+def read_fastchat_table(
+    path: Path, *, voter: str | None = None, skip_bad: bool = False
+) -> tuple[Battles, tuple[Skipped, ...]]:
+    """The ratings table of a FastChat file (only `voter`'s battles, by judge, if given), and the
+    records skipped as bad (only with `skip_bad`; otherwise they refuse the file)."""
+    if voter is None:
+        table = read_battle_table(path, strict=False)
+        if table.skipped and not skip_bad:
+            raise ImportRefused(refusal(path, table.skipped, len(table.battles)))
+        return table.battles, table.skipped
+    battle_file = read_fastchat(path, skip_bad=skip_bad)
+    pairs = (record.pair() for record in battle_file.records if record.judge == voter)
+    return Battles.from_pairs(pairs), battle_file.skipped
+
+
+def refusal(path: Path, skipped: Sequence[Skipped], good: int) -> str:
+    """Why a file was refused, naming the first bad lines, and what to do about it."""
+    kind = skipped[0].kind
+    shown = "; ".join(str(problem) for problem in skipped[:SHOWN_PROBLEMS])
+    more = f"; and {len(skipped) - SHOWN_PROBLEMS} more" if len(skipped) > SHOWN_PROBLEMS else ""
+    return (
+        f"{path}: {len(skipped)} of {len(skipped) + good} {kind}s are not usable battles ({shown}{more}); "
+        f"nothing was taken from it: fix those {kind}s, or pass --skip-bad to skip them"
+    )
+
+
+def import_fastchat(store: Store, path: Path, *, strict: bool = True) -> ImportReport:
+    """Read a FastChat file and store its battles: see `Store.import_fastchat`."""
+    return import_battles(store, Path(path), read_fastchat(Path(path), skip_bad=not strict))
+
+
+def import_battles(store: Store, path: Path, battle_file: BattleFile) -> ImportReport:
+    """Store every battle read from `path` as a battle (blind if `anony`, else named), its two
+    runs and its vote (`judge` as voter), in one transaction; battles already stored are left."""
+    now = time.time()
+    rows = [(battle_id(record), record) for record in battle_file.records]
+
+    def job(db: Database) -> tuple[int, int]:
+        known = {row[0] for row in db.execute("SELECT id FROM battles")}
+        fresh: dict[str, BattleRecord] = {}
+        for identity, record in rows:
+            # a battle exported from this arena names its battle id (or "id-n" per implied pair)
+            question = record.question_id or ""
+            if identity not in known and question not in known and question.rsplit("-", 1)[0] not in known:
+                fresh.setdefault(identity, record)
+        _insert(db, fresh, now)
+        return len(fresh), len(rows) - len(fresh)
+
+    imported, already = store.write(job)
+    return ImportReport(path, imported, already, battle_file.skipped)
+
+
+def battle_id(record: BattleRecord) -> str:
+    """A stable id from what identifies a battle: who, what outcome, when, which question. The
+    texts count only when there is no time: they may be reshaped by a trip through our export."""
+    key: list[object] = [
+        record.model_a,
+        record.model_b,
+        record.outcome,
+        record.tstamp,
+        record.judge,
+        record.question_id,
+    ]
+    if record.tstamp is None:
+        key += [[(m.role, m.content) for m in turns] for turns in (record.conversation_a, record.conversation_b)]
+    content = json.dumps(key, ensure_ascii=False)
+    return "fastchat-" + hashlib.sha256(content.encode()).hexdigest()[:32]
+
+
+def _insert(db: Database, records: dict[str, BattleRecord], now: float) -> None:
+    battles, sides, runs, votes = [], [], [], []
+    for identity, record in records.items():
+        when = now if record.tstamp is None else record.tstamp
+        system, prompt = _opening(record.conversation_a)
+        request: dict[str, object] = {
+            "prompt": prompt,
+            "system": system,
+            "images": [],
+            "audio": [],
+            "turn": record.turn,
+        }
+        battles.append(
+            (
+                identity,
+                when,
+                "blind" if record.anony else "named",
+                record.judge,
+                prompt,
+                json.dumps(request, ensure_ascii=False),
+                record.question_id,
+                None if record.language == "unknown" else record.language,
+            )
+        )
+        for position, (variant, conversation) in enumerate(
+            [(record.model_a, record.conversation_a), (record.model_b, record.conversation_b)]
+        ):
+            sides.append((identity, position, variant))
+            runs.append((identity, position, when, _answer(conversation)))
+        votes.append((identity, when, record.judge, record.outcome))
+    db.conn.executemany(
+        "INSERT INTO battles (id, created_at, mode, voter, sides, prompt, request, has_image, has_audio, "
+        "source, source_ref, language) VALUES (?, ?, ?, ?, 2, ?, ?, 0, 0, 'fastchat', ?, ?)",
+        battles,
+    )
+    db.conn.executemany("INSERT INTO sides (battle_id, position, variant) VALUES (?, ?, ?)", sides)
+    db.conn.executemany(
+        "INSERT INTO runs (battle_id, position, recorded_at, text, thinking, tool_calls, memory_kind, "
+        "token_source, server) VALUES (?, ?, ?, ?, '', '[]', '', '', '{}')",
+        runs,
+    )
+    db.conn.executemany("INSERT INTO votes (battle_id, created_at, voter, outcome) VALUES (?, ?, ?, ?)", votes)
+
+
+def _opening(conversation: Sequence[Message]) -> tuple[str | None, str]:
+    """(system prompt, first user message) of a conversation."""
+    system = next((m.content for m in conversation if m.role == "system"), None)
+    prompt = next((m.content for m in conversation if m.role == "user"), "")
+    return system, prompt
+
+
+def _answer(conversation: Sequence[Message]) -> str:
+    """The last assistant message (the answer the vote judged)."""
+    return next((m.content for m in reversed(conversation) if m.role == "assistant"), "")

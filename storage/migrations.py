@@ -1,0 +1,135 @@
+"""The votes database's schema, as append-only numbered migrations (`sqlite_utils.Migrations`).
+
+Never edit or reorder an applied migration: append `m002_...` and so on. `tests/test_store_schema.py`
+pins the resulting schema, so every change to it is deliberate.
+
+Records are append-only, and triggers make SQLite itself refuse an UPDATE or DELETE: a battle's
+phase is derived, never stored (served until every side has a run; errored if a run has an error;
+finished otherwise), and a vote is one row per battle.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+from sqlite_utils import Database
+from sqlite_utils.migrations import Migrations
+
+from arena.errors import StorageError
+from storage.db import write_transaction
+
+migrations = Migrations("gemma_arena")
+
+_INITIAL = [
+    """
+    CREATE TABLE battles (
+        id TEXT PRIMARY KEY,
+        created_at REAL NOT NULL,
+        mode TEXT NOT NULL CHECK (mode IN ('blind', 'named')),
+        voter TEXT,
+        sides INTEGER NOT NULL CHECK (sides BETWEEN 2 AND 8),
+        prompt TEXT NOT NULL,
+        request TEXT NOT NULL,
+        has_image INTEGER NOT NULL CHECK (has_image IN (0, 1)),
+        has_audio INTEGER NOT NULL CHECK (has_audio IN (0, 1)),
+        source TEXT NOT NULL,
+        source_ref TEXT,
+        language TEXT
+    )""",
+    """
+    CREATE TABLE sides (
+        battle_id TEXT NOT NULL REFERENCES battles (id),
+        position INTEGER NOT NULL CHECK (position >= 0),
+        variant TEXT NOT NULL,
+        spec TEXT,
+        PRIMARY KEY (battle_id, position),
+        UNIQUE (battle_id, variant)
+    )""",
+    """
+    CREATE TABLE runs (
+        id INTEGER PRIMARY KEY,
+        battle_id TEXT NOT NULL,
+        position INTEGER NOT NULL,
+        recorded_at REAL NOT NULL,
+        text TEXT NOT NULL,
+        thinking TEXT NOT NULL,
+        tool_calls TEXT NOT NULL,
+        error TEXT,
+        error_kind TEXT,
+        ttft_s REAL,
+        tokens_per_s REAL,
+        total_s REAL,
+        input_tokens INTEGER,
+        output_tokens INTEGER,
+        peak_memory_bytes INTEGER,
+        load_s REAL,
+        weights_bytes INTEGER,
+        memory_kind TEXT NOT NULL,
+        token_source TEXT NOT NULL,
+        server TEXT NOT NULL,
+        UNIQUE (battle_id, position),
+        FOREIGN KEY (battle_id, position) REFERENCES sides (battle_id, position)
+    )""",
+    """
+    CREATE TABLE votes (
+        id INTEGER PRIMARY KEY,
+        battle_id TEXT NOT NULL UNIQUE REFERENCES battles (id),
+        created_at REAL NOT NULL,
+        voter TEXT,
+        outcome TEXT CHECK (outcome IN ('a', 'b', 'tie', 'both_bad')),
+        best INTEGER,
+        ranking TEXT,
+        CHECK ((outcome IS NOT NULL) + (best IS NOT NULL) + (ranking IS NOT NULL) = 1)
+    )""",
+    "CREATE INDEX votes_by_time ON votes (created_at, id)",
+]
+
+APPEND_ONLY_TABLES = ("battles", "sides", "runs", "votes")
+
+
+@migrations()
+def m001_initial(db: Database) -> None:
+    for statement in _INITIAL:
+        db.execute(textwrap.dedent(statement).strip())
+    for table in APPEND_ONLY_TABLES:
+        for action in ("UPDATE", "DELETE"):
+            db.execute(
+                f"CREATE TRIGGER {table}_no_{action.lower()} BEFORE {action} ON {table} "
+                f"BEGIN SELECT RAISE(ABORT, '{table} are append-only'); END"
+            )
+
+
+class NewerSchema(StorageError):
+    """The database was written by a newer Gemma Arena (it has migrations this one lacks)."""
+
+
+def known_migrations() -> list[str]:
+    """The names of every migration this version knows, in order."""
+    return [migration.name for migration in migrations.pending(Database(memory=True, execute_plugins=False))]
+
+
+def apply_migrations(db: Database, path: Path) -> None:
+    """Bring the schema up to date, or refuse a database from a newer version.
+
+    All pending migrations run in one write transaction taken up front, so two processes opening
+    a fresh file at once cannot both try to create the tables.
+    """
+    check_not_newer(db, path)
+    if not migrations.pending(db):
+        return
+    with write_transaction(db):
+        check_not_newer(db, path)
+        migrations.apply(db)
+
+
+def check_not_newer(db: Database, path: Path) -> None:
+    """Raise NewerSchema if `db` has applied migrations this version does not know."""
+    known = set(known_migrations())
+    unknown = [m.name for m in migrations.applied(db) if m.name not in known]
+    if unknown:
+        raise NewerSchema(
+            f"the votes database {path} was written by a newer Gemma Arena (schema changes "
+            f"{', '.join(unknown)} are unknown to this version): upgrade gemma-arena, or point "
+            "--db / GEMMA_ARENA_DB at another file"
+        )

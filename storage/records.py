@@ -1,0 +1,176 @@
+"""Writing battles, runs and votes. Each function runs inside a write transaction it is given.
+
+The checks that make a vote valid (the battle exists, every answer finished, none failed, no
+vote yet) run in the same transaction as the insert, so two concurrent votes on one battle can
+never both be accepted: the server enforces the battle's phase, not the UI.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlite_utils import Database
+
+from arena.errors import StorageError
+from arena.measure import Result
+from arena.votes import Vote, check_vote
+from storage.queries import StoredBattle, read_battle
+
+MAX_SIDES = 8
+MODES = ("blind", "named")
+
+
+class VoteRejected(StorageError):
+    """A vote that the battle cannot take (unknown, unfinished, errored, already voted, bad vote)."""
+
+
+class BattleRejected(StorageError):
+    """A battle or its results that cannot be recorded as given."""
+
+
+@dataclass(frozen=True)
+class NewBattle:
+    """Everything stored about a battle when it is served."""
+
+    id: str
+    created_at: float
+    mode: str
+    voter: str | None
+    variants: tuple[tuple[str, str | None], ...]  # (label, spec) per position
+    prompt: str
+    request_json: str
+    has_image: bool
+    has_audio: bool
+    source: str = "arena"
+    source_ref: str | None = None
+    language: str | None = None
+
+    def check(self) -> None:
+        """Raise BattleRejected unless the battle can be stored."""
+        if self.mode not in MODES:
+            raise BattleRejected(f"unknown battle mode {self.mode!r}: expected blind or named")
+        labels = [label for label, _ in self.variants]
+        if not 2 <= len(labels) <= MAX_SIDES:
+            raise BattleRejected(f"a battle has 2 to {MAX_SIDES} variants, not {len(labels)}")
+        if len(set(labels)) != len(labels) or not all(labels):
+            raise BattleRejected(f"variant labels in a battle must be distinct and non-empty: {labels}")
+
+
+def insert_battle(db: Database, battle: NewBattle) -> str:
+    """Store a served battle and its sides; return its id."""
+    battle.check()
+    db.conn.execute(
+        "INSERT INTO battles (id, created_at, mode, voter, sides, prompt, request, has_image, has_audio, "
+        "source, source_ref, language) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            battle.id,
+            battle.created_at,
+            battle.mode,
+            battle.voter,
+            len(battle.variants),
+            battle.prompt,
+            battle.request_json,
+            int(battle.has_image),
+            int(battle.has_audio),
+            battle.source,
+            battle.source_ref,
+            battle.language,
+        ],
+    )
+    db.conn.executemany(
+        "INSERT INTO sides (battle_id, position, variant, spec) VALUES (?, ?, ?, ?)",
+        [(battle.id, position, label, spec) for position, (label, spec) in enumerate(battle.variants)],
+    )
+    return battle.id
+
+
+def insert_runs(db: Database, battle_id: str, results: Sequence[Result], recorded_at: float) -> str:
+    """Store one run per side (results in position order); return the battle's new phase."""
+    battle = read_battle(db, battle_id)
+    if battle is None:
+        raise BattleRejected(f"no battle {battle_id!r} to finish: open it first")
+    if battle.phase != "served":
+        raise BattleRejected(f"battle {battle_id} is already {battle.phase}: its results are recorded")
+    if len(results) != len(battle.variants):
+        raise BattleRejected(
+            f"battle {battle_id} has {len(battle.variants)} variants but {len(results)} results were given"
+        )
+    db.conn.executemany(
+        "INSERT INTO runs (battle_id, position, recorded_at, text, thinking, tool_calls, error, error_kind, "
+        "ttft_s, tokens_per_s, total_s, input_tokens, output_tokens, peak_memory_bytes, load_s, "
+        "weights_bytes, memory_kind, token_source, server) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [_run_values(battle_id, position, result, recorded_at) for position, result in enumerate(results)],
+    )
+    return "errored" if any(not result.ok for result in results) else "finished"
+
+
+def _run_values(battle_id: str, position: int, result: Result, recorded_at: float) -> tuple[object, ...]:
+    s = result.stats
+    return (
+        battle_id,
+        position,
+        recorded_at,
+        result.text,
+        result.thinking,
+        json.dumps([call.to_json() for call in result.tool_calls]),
+        result.error,
+        result.error_kind,
+        s.ttft_s,
+        s.tokens_per_s,
+        s.total_s,
+        s.input_tokens,
+        s.output_tokens,
+        s.peak_memory_bytes,
+        s.load_s,
+        s.weights_bytes,
+        s.memory_kind,
+        s.token_source,
+        json.dumps(dict(s.server)),
+    )
+
+
+def insert_vote(db: Database, battle_id: str, vote: Vote, voter: str | None, created_at: float) -> int:
+    """Store the one vote on a finished battle; return the vote's id. `voter` None means the
+    person the battle was served to."""
+    battle = read_battle(db, battle_id)
+    check_votable(battle_id, battle)
+    assert battle is not None
+    try:
+        check_vote(battle.voted_on, vote, reveal=battle.mode != "blind")
+    except ValueError as exc:
+        raise VoteRejected(f"vote on battle {battle_id} rejected: {exc}") from exc
+    best = None if vote.best is None else battle.variants.index(vote.best)
+    ranking = (
+        None
+        if vote.ranking is None
+        else json.dumps([[battle.variants.index(label) for label in tier] for tier in vote.ranking])
+    )
+    cursor = db.conn.execute(
+        "INSERT INTO votes (battle_id, created_at, voter, outcome, best, ranking) VALUES (?, ?, ?, ?, ?, ?)",
+        [battle_id, created_at, battle.voter if voter is None else voter, vote.outcome, best, ranking],
+    )
+    assert cursor.lastrowid is not None
+    return cursor.lastrowid
+
+
+def check_votable(battle_id: str, battle: StoredBattle | None) -> None:
+    """Raise VoteRejected unless the battle exists, is finished and has no vote. An errored battle
+    takes no vote, except a named comparison in which two or more variants answered: its vote is
+    on those (see StoredBattle.voted_on)."""
+    if battle is None:
+        raise VoteRejected(f"no battle {battle_id!r}: it was never served here; start a new round")
+    if battle.phase == "served":
+        raise VoteRejected(f"battle {battle_id} is not finished: vote once every answer is complete")
+    if battle.phase == "errored" and (battle.mode == "blind" or len(battle.voted_on) < 2):
+        # A blind battle must not reveal who failed: errors often name the variant.
+        failed = (
+            ""
+            if battle.mode == "blind"
+            else " ({})".format("; ".join(f"{variant}: {error}" for variant, error in battle.errors))
+        )
+        raise VoteRejected(f"battle {battle_id} cannot be voted on because an answer failed{failed}: start a new round")
+    if battle.vote is not None:
+        raise VoteRejected(f"battle {battle_id} already has its vote (one vote per battle): start a new round")

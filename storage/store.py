@@ -1,0 +1,281 @@
+"""The vote store: one object to record battles, runs and votes, and read them back.
+
+Safe to share between threads: each thread reads on its own connection, and writes go through
+one writer (group commit by default). Several processes may open the same file at once: SQLite's
+locks and the busy timeout order their writes. Every method that records something returns only
+once it is committed with `synchronous=FULL`, i.e. durable.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+import uuid
+import weakref
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
+
+from sqlite_utils import Database
+
+from arena.errors import StorageError
+from arena.measure import Result
+from arena.ratings import PairOutcome
+from arena.votes import Vote
+from backends.base import Request
+from storage import queries
+from storage.db import DEFAULT_BUSY_TIMEOUT_S, StoreReadOnly, connect, read_snapshot, sqlite_errors
+from storage.migrations import apply_migrations
+from storage.records import NewBattle, VoteRejected, insert_battle, insert_runs, insert_vote
+from storage.writer import DirectWriter, GroupCommitWriter, Job, Writer
+
+if TYPE_CHECKING:
+    from storage.imports import ImportReport
+
+T = TypeVar("T")
+
+#: (label, spec) of each variant, in the order the battle shows them.
+VariantList = Sequence[tuple[str, str]]
+
+
+class StoreMissing(StorageError):
+    """There is no votes database at the given path (and the caller asked not to create one)."""
+
+
+def open_store(
+    path: str | Path,
+    *,
+    create: bool = True,
+    group_commit: bool = True,
+    busy_timeout_s: float = DEFAULT_BUSY_TIMEOUT_S,
+) -> Store:
+    """Open (or create, with its folders) the votes database at `path` and bring its schema up to
+    date. Refuses a database written by a newer version (NewerSchema).
+
+    `group_commit` batches concurrent writes from this process's threads into shared commits;
+    `busy_timeout_s` is how long a write waits for another program's lock before StoreBusy.
+    """
+    path = Path(path).expanduser()
+    if not path.exists():
+        if not create:
+            raise StoreMissing(
+                f"there is no votes database at {path}: vote first, import FastChat battles with "
+                "`python app.py import FILE`, or point --db / GEMMA_ARENA_DB at an existing file"
+            )
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreReadOnly(
+                f"cannot create the folder {path.parent} for the votes database ({exc.strerror}): "
+                "point --db / GEMMA_ARENA_DB at a writable place"
+            ) from exc
+    return Store(path, group_commit=group_commit, busy_timeout_s=busy_timeout_s)
+
+
+class Store:
+    """Battles, runs and votes in one SQLite file. Create it with `open_store`; close it when done."""
+
+    def __init__(self, path: Path, *, group_commit: bool, busy_timeout_s: float) -> None:
+        self.path = path
+        self._busy_timeout_s = busy_timeout_s
+        self._pid = os.getpid()
+        self._closed = False
+        self._local = threading.local()
+        # Weak: a finished thread's connection closes with its thread-local; close() takes the rest.
+        self._connections: weakref.WeakSet[Database] = weakref.WeakSet()
+        self._lock = threading.Lock()
+        db = self._connection()
+        try:
+            with sqlite_errors(path):
+                apply_migrations(db, path)
+        except BaseException:
+            self.close()
+            raise
+        self._writer: Writer = (
+            GroupCommitWriter(self._connect, path) if group_commit else DirectWriter(self._connection, path)
+        )
+
+    # -- recording ------------------------------------------------------------------------
+
+    def open_battle(
+        self, request: Request, variants: VariantList, *, mode: str = "blind", voter: str | None = None
+    ) -> str:
+        """Record a battle as served (phase 'served') before its answers stream; return its id."""
+        battle = self._new_battle(request, variants, mode, voter)
+        return self._write(lambda db: insert_battle(db, battle))
+
+    def finish_battle(self, battle_id: str, results: Sequence[Result]) -> str:
+        """Record each side's result (in position order); return the phase: 'finished', or
+        'errored' if any result has an error (such a battle takes no vote)."""
+        now = time.time()
+        return self._write(lambda db: insert_runs(db, battle_id, results, now))
+
+    def record_comparison(
+        self,
+        request: Request,
+        variants: VariantList,
+        results: Sequence[Result],
+        *,
+        mode: str = "named",
+        voter: str | None = None,
+    ) -> str:
+        """Open and finish a battle in one transaction (a finished comparison); return its id."""
+        battle = self._new_battle(request, variants, mode, voter)
+
+        def job(db: Database) -> str:
+            insert_battle(db, battle)
+            insert_runs(db, battle.id, results, time.time())
+            return battle.id
+
+        return self._write(job)
+
+    def record_vote(
+        self,
+        battle_id: str,
+        outcome: str | None = None,
+        *,
+        best: str | None = None,
+        ranking: Iterable[Iterable[str]] | None = None,
+        voter: str | None = None,
+    ) -> int:
+        """Record the one vote on a finished battle and return its id once it is durable.
+
+        Give exactly one of `outcome` ('a', 'b', 'tie', 'both_bad'; two-sided battles),
+        `best` (a variant label) or `ranking` (tiers of labels, best first, equal rank allowed).
+        `voter` defaults to the person the battle was served to. Raises VoteRejected for an
+        unknown, unfinished, errored or already voted battle, or a vote that does not fit it.
+        """
+        try:
+            vote = Vote.of(outcome=outcome, best=best, ranking=ranking)
+        except ValueError as exc:
+            raise VoteRejected(f"vote on battle {battle_id} rejected: {exc}") from exc
+        now = time.time()
+        return self._write(lambda db: insert_vote(db, battle_id, vote, voter, now))
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def battle(self, battle_id: str) -> queries.StoredBattle | None:
+        """The battle with this id (its variants, phase and vote), or None."""
+        with self._read() as db:
+            return queries.read_battle(db, battle_id)
+
+    def pair_outcomes(self, category: str = "all", voter: str | None = None) -> list[PairOutcome]:
+        """Every vote in `category` ('all', 'text', 'image', 'audio'), by `voter` if given, as
+        pairwise outcomes in voting order (see `arena.votes` for how multi-way votes are split)."""
+        self._check_category(category)
+        with self._read() as db:
+            return queries.pair_outcomes(db, category, voter)
+
+    def battle_counts(self, *, voted_only: bool = False) -> dict[frozenset[str], int]:
+        """How many battles (errored ones excluded; only voted ones if `voted_only`) put each pair
+        of variants side by side, e.g. to serve the least-seen pairs next."""
+        with self._read() as db:
+            return queries.battle_counts(db, voted_only=voted_only)
+
+    def speed_by_variant(self) -> list[queries.VariantSpeed]:
+        """Median decode rate, time to first token and peak memory per variant (successful runs)."""
+        with self._read() as db:
+            return queries.speed_by_variant(db)
+
+    def integrity_check(self) -> str:
+        """SQLite's own check of the file: 'ok', or what is damaged."""
+        with self._read() as db:
+            return "; ".join(row[0] for row in db.execute("PRAGMA integrity_check"))
+
+    def export(self, format: str, out: Path, *, category: str = "all", voter: str | None = None) -> int:
+        """Write the votes, joined with their battles and runs, as `format` ('csv', 'jsonl' or
+        'fastchat'); return how many records were written. The file appears only when complete."""
+        from storage.exports import write_votes
+
+        self._check_category(category)
+        with self._read() as db:
+            return write_votes(queries.export_rows(db, category, voter), format, out)
+
+    def import_fastchat(self, path: Path, *, strict: bool = True) -> ImportReport:
+        """Import FastChat clean battles (JSON or JSONL) as battles, runs and votes, in one
+        transaction. With `strict`, any bad record refuses the whole file; otherwise bad records
+        are skipped and listed in the returned report. Battles imported before are not repeated."""
+        from storage.imports import import_fastchat
+
+        return import_fastchat(self, path, strict=strict)
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Finish queued writes and close every connection. Idempotent."""
+        self._closed = True
+        writer = getattr(self, "_writer", None)
+        if writer is not None:
+            writer.close()
+        with self._lock:
+            connections = list(self._connections)
+            self._connections.clear()
+        for db in connections:
+            db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def write(self, job: Job[T]) -> T:
+        """Run `job(db)` in a write transaction of this store and return its value once committed.
+        For storage modules only (imports); everything else uses the named methods."""
+        return self._write(job)
+
+    def _write(self, job: Job[T]) -> T:
+        self._check_usable()
+        with sqlite_errors(self.path):
+            return self._writer.run(job)
+
+    @contextmanager
+    def _read(self) -> Iterator[Database]:
+        self._check_usable()
+        with sqlite_errors(self.path), read_snapshot(self._connection()) as db:
+            yield db
+
+    def _connect(self) -> Database:
+        db = connect(self.path, busy_timeout_s=self._busy_timeout_s)
+        with self._lock:
+            self._connections.add(db)
+        return db
+
+    def _connection(self) -> Database:
+        """This thread's own connection (SQLite connections are not shared between threads)."""
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = self._local.db = self._connect()
+        return db
+
+    def _check_usable(self) -> None:
+        if self._closed:
+            raise StorageError(f"the vote store {self.path} is closed: open it again to use it")
+        if os.getpid() != self._pid:
+            raise StorageError("a vote store cannot cross a fork: open it again in the child process")
+
+    @staticmethod
+    def _check_category(category: str) -> None:
+        try:
+            queries.check_category(category)
+        except ValueError as exc:
+            raise StorageError(str(exc)) from exc
+
+    @staticmethod
+    def _new_battle(request: Request, variants: VariantList, mode: str, voter: str | None) -> NewBattle:
+        battle = NewBattle(
+            id=uuid.uuid4().hex,
+            created_at=time.time(),
+            mode=mode,
+            voter=voter,
+            variants=tuple((label, spec) for label, spec in variants),
+            prompt=request.prompt,
+            request_json=json.dumps(request.describe(), sort_keys=True),
+            has_image=bool(request.images),
+            has_audio=bool(request.audio),
+        )
+        battle.check()  # fail in the caller's thread, before anything is queued
+        return battle

@@ -1,0 +1,424 @@
+"""`leaderboard`, `export` and `import` on real SQLite files, in-process and as real subprocesses."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Callable
+from contextlib import closing
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from arena.settings import Settings
+from backends.base import Media, Request
+from cli import build_parser, main
+from storage import open_store
+from tests.test_store import answer
+
+REPO = Path(__file__).resolve().parent.parent
+E2B, E4B, B26, B31 = "demo:e2b", "demo:e4b", "demo:26b", "demo:31b"
+PNG = Media(kind="image", data=b"png bytes", mime="image/png")
+
+
+def fill(path: Path) -> None:
+    """Two-sided votes of every kind on four variants, a best-of-three and a ranking of four."""
+    plan = [
+        ((E2B, E4B), "a"),
+        ((E4B, B26), "b"),
+        ((B26, B31), "tie"),
+        ((B31, E2B), "both_bad"),
+        ((E2B, B26), "a"),
+        ((E4B, B31), "b"),
+        ((B31, E2B), "a"),
+        ((B26, E4B), "a"),
+    ] * 3
+    with open_store(path) as store:
+        for n, (pair, outcome) in enumerate(plan):
+            request = Request(f"question {n}", images=(PNG,) if n % 4 == 0 else ())
+            battle_id = store.record_comparison(
+                request,
+                [(label, label) for label in pair],
+                [answer(label, f"{label} says {n}", tokens_per_s=10.0 + n) for label in pair],
+                mode="blind",
+                voter="ann" if n % 2 else "bob",
+            )
+            store.record_vote(battle_id, outcome)
+        three = store.record_comparison(
+            Request("three"), [(v, v) for v in (E2B, E4B, B26)], [answer(v) for v in (E2B, E4B, B26)], voter="ann"
+        )
+        store.record_vote(three, best=B26)
+        four = store.record_comparison(
+            Request("four"),
+            [(v, v) for v in (E2B, E4B, B26, B31)],
+            [answer(v) for v in (E2B, E4B, B26, B31)],
+            voter="bob",
+        )
+        store.record_vote(four, ranking=[[B31], [E2B, B26], [E4B]])
+
+
+@pytest.fixture
+def voted(settings: Settings) -> Settings:
+    """Settings whose database holds 26 votes (24 two-sided, one best-of-three, one ranking)."""
+    fill(settings.db_path)
+    return settings
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], settings: Settings | None, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv), settings=settings)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def leaderboard_json(capsys: pytest.CaptureFixture[str], settings: Settings, *argv: str) -> dict[str, Any]:
+    code, out, err = run_cli(capsys, settings, "leaderboard", "--json", "--rounds", "40", *argv)
+    assert code == 0, err
+    return json.loads(out)
+
+
+def write_jsonl(path: Path, lines: list[Any]) -> Path:
+    path.write_text("".join((line if isinstance(line, str) else json.dumps(line)) + "\n" for line in lines))
+    return path
+
+
+def fastchat(model_a: str, model_b: str, winner: str, tstamp: float, **extra: Any) -> dict[str, Any]:
+    conversation = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": f"{model_a} here"}]
+    return {
+        "model_a": model_a,
+        "model_b": model_b,
+        "winner": winner,
+        "tstamp": tstamp,
+        "judge": "judge-1",
+        "anony": True,
+        "conversation_a": conversation,
+        "conversation_b": conversation,
+        **extra,
+    }
+
+
+def vote_count(path: Path) -> int:
+    with closing(sqlite3.connect(path)) as conn:
+        return conn.execute("SELECT COUNT(*) FROM votes").fetchone()[0]
+
+
+def test_leaderboard_json_rows_carry_rating_interval_rank_and_tallies(
+    capsys: pytest.CaptureFixture[str], voted: Settings
+) -> None:
+    board = leaderboard_json(capsys, voted)
+    assert board["battles"] == 24 + 2 + 6  # best-of-three implies 2 pairs, a ranking of four 6
+    assert [row["variant"] for row in board["rows"]] and {row["variant"] for row in board["rows"]} == {
+        E2B,
+        E4B,
+        B26,
+        B31,
+    }
+    for row in board["rows"]:
+        assert {"variant", "rating", "ci_low", "ci_high", "rank", "votes", "wins", "losses", "ties"} <= row.keys()
+        assert row["ci_low"] <= row["rating"] <= row["ci_high"]
+        assert row["wins"] + row["losses"] + row["ties"] + row["both_bad"] == row["votes"]
+        assert row["rank"] >= 1
+    assert sum(row["votes"] for row in board["rows"]) == 2 * board["battles"]
+
+
+def test_leaderboard_table_names_every_variant_and_the_scale(
+    capsys: pytest.CaptureFixture[str], voted: Settings
+) -> None:
+    code, out, _ = run_cli(capsys, voted, "leaderboard", "--rounds", "20")
+    assert code == 0
+    assert "mean of the 4 listed variants = 1000" in out
+    assert all(variant in out for variant in (E2B, E4B, B26, B31))
+
+
+def test_leaderboard_anchor_pins_one_variant(capsys: pytest.CaptureFixture[str], voted: Settings) -> None:
+    board = leaderboard_json(capsys, voted, "--anchor", f"{E4B}=1200")
+    [row] = [row for row in board["rows"] if row["variant"] == E4B]
+    assert row["rating"] == pytest.approx(1200) and row["ci_low"] == pytest.approx(row["ci_high"])
+    code, _, err = run_cli(capsys, voted, "leaderboard", "--anchor", "demo:e4b")
+    assert code == 2 and "VARIANT=RATING" in err
+
+
+def test_leaderboard_filters_by_category_and_voter(capsys: pytest.CaptureFixture[str], voted: Settings) -> None:
+    assert leaderboard_json(capsys, voted, "--category", "image")["battles"] == 6
+    assert leaderboard_json(capsys, voted, "--category", "text")["battles"] == 24 - 6 + 2 + 6
+    assert leaderboard_json(capsys, voted, "--category", "audio")["rows"] == []
+    assert leaderboard_json(capsys, voted, "--voter", "ann")["battles"] == 12 + 2
+
+
+def test_leaderboard_reads_the_database_named_by_flag_or_environment(
+    capsys: pytest.CaptureFixture[str],
+    voted: Settings,
+    settings: Settings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    elsewhere = replace(settings, db_path=tmp_path / "elsewhere.db")
+    assert leaderboard_json(capsys, elsewhere, "--db", str(voted.db_path))["battles"] == 32
+    monkeypatch.setenv("GEMMA_ARENA_DB", str(voted.db_path))
+    code, out, err = run_cli(capsys, None, "leaderboard", "--json", "--rounds", "5")
+    assert code == 0, err
+    assert json.loads(out)["source"] == {"db": str(voted.db_path)}
+
+
+def test_fastchat_export_rates_exactly_like_the_database(
+    capsys: pytest.CaptureFixture[str], voted: Settings, tmp_path: Path
+) -> None:
+    out = tmp_path / "battles.jsonl"
+    code, _, err = run_cli(capsys, voted, "export", "--format", "fastchat", "--out", str(out))
+    assert code == 0 and "wrote 32 battles" in err
+    from_db = leaderboard_json(capsys, voted)
+    from_file = leaderboard_json(capsys, voted, "--battles", str(out))
+    assert from_file["rows"] == from_db["rows"]
+    assert from_file["win_rate"] == from_db["win_rate"]
+    record = json.loads(out.read_text().splitlines()[0])
+    assert record["winner"] == "model_a" and record["anony"] is True and record["judge"] == "bob"
+    assert record["conversation_a"][-1] == {"role": "assistant", "content": f"{E2B} says 0"}
+
+
+def test_import_then_leaderboard_matches_rating_the_file(
+    capsys: pytest.CaptureFixture[str], settings: Settings, tmp_path: Path
+) -> None:
+    lines = [
+        fastchat("m1", "m2", "model_a", 1.0),
+        fastchat("m2", "m3", "tie (bothbad)", 2.0, anony=False),
+        fastchat("m1", "m3", "tie", 3.0, judge="judge-2"),
+        fastchat("m3", "m1", "model_b", 4.0),
+    ]
+    source = write_jsonl(tmp_path / "in.jsonl", lines)
+    code, out, _ = run_cli(capsys, settings, "import", str(source))
+    assert code == 0 and "imported 4 battles" in out
+    from_file = leaderboard_json(capsys, settings, "--battles", str(source))
+    assert leaderboard_json(capsys, settings)["rows"] == from_file["rows"]
+    with open_store(settings.db_path) as store:
+        by_judge_2 = store.pair_outcomes(voter="judge-2")
+        battles = [store.battle(battle_id) for battle_id in _battle_ids(settings.db_path)]
+    assert [(p.model_a, p.model_b, p.outcome) for p in by_judge_2] == [("m1", "m3", "tie")]
+    assert {battle.mode for battle in battles if battle} == {"blind", "named"}
+
+
+def test_leaderboard_on_a_battles_file_filters_by_judge_but_has_no_categories(
+    capsys: pytest.CaptureFixture[str], settings: Settings, tmp_path: Path
+) -> None:
+    source = write_jsonl(
+        tmp_path / "in.jsonl",
+        [
+            fastchat("m1", "m2", "model_a", 1.0),
+            fastchat("m1", "m3", "tie", 2.0, judge="judge-2"),
+        ],
+    )
+    board = leaderboard_json(capsys, settings, "--battles", str(source), "--voter", "judge-2")
+    assert board["battles"] == 1 and {row["variant"] for row in board["rows"]} == {"m1", "m3"}
+    code, _, err = run_cli(capsys, settings, "leaderboard", "--battles", str(source), "--category", "image")
+    assert code == 2 and "--category needs the database" in err
+
+
+def _battle_ids(path: Path) -> list[str]:
+    with closing(sqlite3.connect(path)) as conn:
+        return [row[0] for row in conn.execute("SELECT id FROM battles")]
+
+
+def test_import_refuses_a_file_with_bad_lines_naming_them_and_writes_nothing(
+    capsys: pytest.CaptureFixture[str], voted: Settings, tmp_path: Path
+) -> None:
+    source = write_jsonl(
+        tmp_path / "bad.jsonl",
+        [
+            fastchat("m1", "m2", "model_a", 1.0),
+            '{"model_a": "m1", "model_b"',
+            fastchat("m1", "m2", "model_a", 2.0),
+            fastchat("m1", "m2", "left", 3.0),
+        ],
+    )
+    before = vote_count(voted.db_path)
+    code, _, err = run_cli(capsys, voted, "import", str(source))
+    assert code == 2
+    assert "line 2: not valid JSON" in err and "line 4: unknown winner 'left'" in err
+    assert "nothing was taken from it" in err and "--skip-bad" in err and len(err.strip().splitlines()) == 1
+    assert vote_count(voted.db_path) == before
+    fresh = replace(voted, db_path=tmp_path / "never.db")
+    assert run_cli(capsys, fresh, "import", str(source))[0] == 2
+    assert not fresh.db_path.exists()
+
+
+def test_import_skip_bad_stores_the_good_lines_and_lists_the_skipped(
+    capsys: pytest.CaptureFixture[str], settings: Settings, tmp_path: Path
+) -> None:
+    source = write_jsonl(
+        tmp_path / "bad.jsonl",
+        [
+            fastchat("m1", "m2", "model_a", 1.0),
+            "not json",
+            fastchat("m1", "m1", "tie", 2.0),
+            fastchat("m2", "m1", "tie", 3.0),
+        ],
+    )
+    code, out, _ = run_cli(capsys, settings, "import", "--skip-bad", str(source))
+    assert code == 0
+    assert "imported 2 battles" in out and "skipped 2 bad records: line 2:" in out and "line 3:" in out
+    assert vote_count(settings.db_path) == 2
+
+
+def test_importing_the_same_battles_again_stores_them_once(
+    capsys: pytest.CaptureFixture[str], voted: Settings, tmp_path: Path
+) -> None:
+    source = write_jsonl(tmp_path / "in.jsonl", [fastchat("m1", "m2", "model_a", 1.0)])
+    assert run_cli(capsys, voted, "import", str(source))[0] == 0
+    code, out, _ = run_cli(capsys, voted, "import", str(source))
+    assert code == 0 and "imported 0 battles" in out and "1 were already stored" in out
+    exported = tmp_path / "ours.jsonl"  # our own export, brought back, is already stored too
+    assert run_cli(capsys, voted, "export", "--format", "fastchat", "--out", str(exported))[0] == 0
+    before = vote_count(voted.db_path)
+    assert run_cli(capsys, voted, "import", str(exported))[0] == 0
+    assert vote_count(voted.db_path) == before
+
+
+def test_export_csv_has_one_row_per_vote_with_every_side(
+    capsys: pytest.CaptureFixture[str], voted: Settings, tmp_path: Path
+) -> None:
+    out = tmp_path / "votes.csv"
+    assert run_cli(capsys, voted, "export", "--format", "csv", "--out", str(out))[0] == 0
+    with out.open(newline="") as stream:
+        rows = list(csv.DictReader(stream))
+    assert len(rows) == 26
+    first = rows[0]
+    assert (first["a_variant"], first["b_variant"], first["outcome"]) == (E2B, E4B, "a")
+    assert (first["a_text"], first["a_tokens_per_s"], first["has_image"]) == (f"{E2B} says 0", "10.0", "1")
+    assert json.loads(first["request"])["images"][0]["sha256"] == PNG.sha256
+    assert json.loads(rows[-1]["ranking"]) == [[B31], [E2B, B26], [E4B]] and rows[-1]["d_variant"] == B31
+
+
+def test_export_jsonl_has_the_vote_and_each_side_with_stats(
+    capsys: pytest.CaptureFixture[str], voted: Settings, tmp_path: Path
+) -> None:
+    out = tmp_path / "votes.jsonl"
+    assert run_cli(capsys, voted, "export", "--format", "jsonl", "--out", str(out), "--voter", "ann")[0] == 0
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(records) == 13 and {record["voter"] for record in records} == {"ann"}
+    best = records[-1]
+    assert best["vote"] == {"outcome": None, "best": B26, "ranking": None}
+    assert [side["variant"] for side in best["sides"]] == [E2B, E4B, B26]
+    assert records[0]["sides"][0]["stats"]["tokens_per_s"] == 11.0
+
+
+def test_export_to_dash_writes_standard_output(capsys: pytest.CaptureFixture[str], voted: Settings) -> None:
+    code, out, _ = run_cli(capsys, voted, "export", "--format", "jsonl", "--out", "-", "--category", "image")
+    assert code == 0
+    assert [json.loads(line)["has_image"] for line in out.splitlines()] == [True] * 6
+
+
+def test_export_leaderboard_csv_has_the_documented_columns(
+    capsys: pytest.CaptureFixture[str], voted: Settings, tmp_path: Path
+) -> None:
+    out = tmp_path / "board.csv"
+    assert run_cli(capsys, voted, "export", "--format", "leaderboard-csv", "--out", str(out), "--rounds", "40")[0] == 0
+    with out.open(newline="") as stream:
+        rows = list(csv.reader(stream))
+    assert rows[0] == ["rank", "variant", "rating", "ci_low", "ci_high", "votes", "wins", "losses", "ties"]
+    board = leaderboard_json(capsys, voted)
+    assert [row[1] for row in rows[1:]] == [row["variant"] for row in board["rows"]]
+    assert [float(row[2]) for row in rows[1:]] == [row["rating"] for row in board["rows"]]
+
+
+def test_leaderboard_without_a_database_says_how_to_get_one_and_creates_nothing(
+    capsys: pytest.CaptureFixture[str], settings: Settings
+) -> None:
+    code, _, err = run_cli(capsys, settings, "leaderboard")
+    assert code == 1 and "no votes database" in err and "import" in err
+    assert not settings.db_path.exists()
+
+
+def test_newer_database_is_refused_in_one_line(capsys: pytest.CaptureFixture[str], voted: Settings) -> None:
+    with closing(sqlite3.connect(voted.db_path)) as conn, conn:
+        conn.execute(
+            "INSERT INTO _sqlite_migrations (migration_set, name, applied_at) "
+            "VALUES ('gemma_arena', 'm002_from_the_future', 'later')"
+        )
+    code, out, err = run_cli(capsys, voted, "leaderboard")
+    assert code == 1 and out == ""
+    assert err.count("\n") == 1 and "newer Gemma Arena" in err and "m002_from_the_future" in err
+
+
+def test_locked_database_is_a_one_line_error_and_loses_nothing(
+    capsys: pytest.CaptureFixture[str], voted: Settings, tmp_path: Path
+) -> None:
+    source = write_jsonl(tmp_path / "in.jsonl", [fastchat("m1", "m2", "model_a", 1.0)])
+    before = vote_count(voted.db_path)
+    with closing(sqlite3.connect(voted.db_path, isolation_level=None)) as other:
+        other.execute("BEGIN IMMEDIATE")  # another program writing, for longer than the busy timeout
+        code, _, err = run_cli(capsys, voted, "import", str(source))
+        other.execute("ROLLBACK")
+    assert code == 1 and err.count("\n") == 1 and "locked by another program" in err
+    assert vote_count(voted.db_path) == before
+
+
+def make_read_only(*paths: Path) -> Callable[[], None]:
+    """Make files and folders read-only for this user; return how to undo it. Root ignores file
+    modes, so as root the immutable attribute is used (where the file system has one)."""
+    if os.geteuid() != 0:
+        for path in paths:
+            path.chmod(0o555 if path.is_dir() else 0o444)
+
+        def writable_again() -> None:
+            for path in paths:
+                path.chmod(0o755 if path.is_dir() else 0o644)
+
+        return writable_again
+    if shutil.which("chattr") is None or subprocess.run(["chattr", "+i", *map(str, paths)]).returncode:
+        pytest.skip("running as root on a file system without chattr +i: nothing is read-only to root here")
+
+    def mutable_again() -> None:
+        subprocess.run(["chattr", "-i", *map(str, paths)], check=True)
+
+    return mutable_again
+
+
+def test_read_only_database_is_a_one_line_error_and_keeps_its_votes(tmp_path: Path) -> None:
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    db = folder / "arena.db"
+    fill(db)
+    source = write_jsonl(tmp_path / "in.jsonl", [fastchat("m1", "m2", "model_a", 1.0)])
+    undo = make_read_only(db, folder)
+    try:
+        result = subprocess.run(
+            [sys.executable, "app.py", "import", "--db", str(db), str(source)],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        undo()
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert "read-only" in result.stderr and str(db) in result.stderr
+    assert vote_count(db) == 26
+
+
+def test_leaderboard_json_in_a_real_process(voted: Settings) -> None:
+    result = subprocess.run(
+        [sys.executable, "app.py", "leaderboard", "--json", "--rounds", "20", "--db", str(voted.db_path)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    board = json.loads(result.stdout)
+    assert len(board["rows"]) == 4 and board["battles"] == 32
+
+
+def test_every_new_subcommand_and_option_is_documented() -> None:
+    parser = build_parser()
+    commands: dict[str, Any] = next(a for a in parser._actions if a.dest == "command").choices  # type: ignore[assignment]
+    for name in ("leaderboard", "export", "import"):
+        command = commands[name]
+        assert command.description, name
+        for action in command._actions:
+            assert action.help, f"{name} {action.option_strings or action.dest} has no help"

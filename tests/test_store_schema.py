@@ -1,0 +1,174 @@
+"""The votes database's schema: pinned, migrated idempotently, and never silently downgraded."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import subprocess
+import sys
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+from sqlite_utils import Database
+
+from arena.settings import Settings
+from storage import NewerSchema, open_store
+from storage.migrations import known_migrations, migrations
+
+# Changing this string is changing the schema: do it only together with a new migration.
+EXPECTED_SCHEMA = """\
+CREATE UNIQUE INDEX "idx__sqlite_migrations_migration_set_name"
+    ON "_sqlite_migrations" ("migration_set", "name");
+CREATE INDEX votes_by_time ON votes (created_at, id);
+CREATE TABLE "_sqlite_migrations" (
+   "id" INTEGER PRIMARY KEY,
+   "migration_set" TEXT,
+   "name" TEXT,
+   "applied_at" TEXT
+);
+CREATE TABLE battles (
+    id TEXT PRIMARY KEY,
+    created_at REAL NOT NULL,
+    mode TEXT NOT NULL CHECK (mode IN ('blind', 'named')),
+    voter TEXT,
+    sides INTEGER NOT NULL CHECK (sides BETWEEN 2 AND 8),
+    prompt TEXT NOT NULL,
+    request TEXT NOT NULL,
+    has_image INTEGER NOT NULL CHECK (has_image IN (0, 1)),
+    has_audio INTEGER NOT NULL CHECK (has_audio IN (0, 1)),
+    source TEXT NOT NULL,
+    source_ref TEXT,
+    language TEXT
+);
+CREATE TABLE runs (
+    id INTEGER PRIMARY KEY,
+    battle_id TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    recorded_at REAL NOT NULL,
+    text TEXT NOT NULL,
+    thinking TEXT NOT NULL,
+    tool_calls TEXT NOT NULL,
+    error TEXT,
+    error_kind TEXT,
+    ttft_s REAL,
+    tokens_per_s REAL,
+    total_s REAL,
+    input_tokens INTEGER,
+    output_tokens INTEGER,
+    peak_memory_bytes INTEGER,
+    load_s REAL,
+    weights_bytes INTEGER,
+    memory_kind TEXT NOT NULL,
+    token_source TEXT NOT NULL,
+    server TEXT NOT NULL,
+    UNIQUE (battle_id, position),
+    FOREIGN KEY (battle_id, position) REFERENCES sides (battle_id, position)
+);
+CREATE TABLE sides (
+    battle_id TEXT NOT NULL REFERENCES battles (id),
+    position INTEGER NOT NULL CHECK (position >= 0),
+    variant TEXT NOT NULL,
+    spec TEXT,
+    PRIMARY KEY (battle_id, position),
+    UNIQUE (battle_id, variant)
+);
+CREATE TABLE votes (
+    id INTEGER PRIMARY KEY,
+    battle_id TEXT NOT NULL UNIQUE REFERENCES battles (id),
+    created_at REAL NOT NULL,
+    voter TEXT,
+    outcome TEXT CHECK (outcome IN ('a', 'b', 'tie', 'both_bad')),
+    best INTEGER,
+    ranking TEXT,
+    CHECK ((outcome IS NOT NULL) + (best IS NOT NULL) + (ranking IS NOT NULL) = 1)
+);
+CREATE TRIGGER battles_no_delete BEFORE DELETE ON battles BEGIN SELECT RAISE(ABORT, 'battles are append-only'); END;
+CREATE TRIGGER battles_no_update BEFORE UPDATE ON battles BEGIN SELECT RAISE(ABORT, 'battles are append-only'); END;
+CREATE TRIGGER runs_no_delete BEFORE DELETE ON runs BEGIN SELECT RAISE(ABORT, 'runs are append-only'); END;
+CREATE TRIGGER runs_no_update BEFORE UPDATE ON runs BEGIN SELECT RAISE(ABORT, 'runs are append-only'); END;
+CREATE TRIGGER sides_no_delete BEFORE DELETE ON sides BEGIN SELECT RAISE(ABORT, 'sides are append-only'); END;
+CREATE TRIGGER sides_no_update BEFORE UPDATE ON sides BEGIN SELECT RAISE(ABORT, 'sides are append-only'); END;
+CREATE TRIGGER votes_no_delete BEFORE DELETE ON votes BEGIN SELECT RAISE(ABORT, 'votes are append-only'); END;
+CREATE TRIGGER votes_no_update BEFORE UPDATE ON votes BEGIN SELECT RAISE(ABORT, 'votes are append-only'); END;"""
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def schema_of(path: Path) -> str:
+    with closing(sqlite3.connect(path)) as conn:
+        rows = conn.execute("SELECT sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY type, name").fetchall()
+    return ";\n".join(row[0] for row in rows) + ";"
+
+
+def applied_migrations(path: Path) -> list[str]:
+    with closing(sqlite3.connect(path)) as conn:
+        return [row[0] for row in conn.execute("SELECT name FROM _sqlite_migrations ORDER BY id")]
+
+
+def test_schema_is_pinned(settings: Settings) -> None:
+    open_store(settings.db_path).close()
+    assert schema_of(settings.db_path) == EXPECTED_SCHEMA
+
+
+def test_migrations_are_numbered_and_append_only_in_name() -> None:
+    names = known_migrations()
+    assert names and all(re.fullmatch(r"m\d{3}_[a-z0-9_]+", name) for name in names)
+    assert names == sorted(names)
+
+
+def test_opening_again_applies_nothing_twice_and_keeps_the_schema(settings: Settings) -> None:
+    open_store(settings.db_path).close()
+    first = schema_of(settings.db_path)
+    open_store(settings.db_path).close()
+    open_store(settings.db_path).close()
+    with Database(settings.db_path) as db:
+        migrations.apply(db)
+        migrations.apply(db)
+    assert schema_of(settings.db_path) == first
+    assert applied_migrations(settings.db_path) == known_migrations()
+
+
+def test_database_from_a_newer_version_is_refused_untouched(settings: Settings) -> None:
+    open_store(settings.db_path).close()
+    with closing(sqlite3.connect(settings.db_path)) as conn, conn:
+        conn.execute(
+            "INSERT INTO _sqlite_migrations (migration_set, name, applied_at) "
+            "VALUES ('gemma_arena', 'm999_from_the_future', '2030-01-01')"
+        )
+    before = schema_of(settings.db_path)
+    with pytest.raises(NewerSchema, match=r"newer Gemma Arena.*m999_from_the_future.*upgrade gemma-arena"):
+        open_store(settings.db_path)
+    assert schema_of(settings.db_path) == before
+
+
+# Imports first, says it is ready, then opens the store the moment the go file appears.
+OPEN_ON_SIGNAL = """
+import os, sys, time
+from storage import open_store
+print("ready", flush=True)
+while not os.path.exists(sys.argv[2]):
+    time.sleep(0.0005)
+open_store(sys.argv[1]).close()
+"""
+
+
+def test_processes_opening_a_fresh_file_at_once_create_the_schema_once(tmp_path: Path) -> None:
+    path, go = tmp_path / "fresh.db", tmp_path / "go"
+    children = [
+        subprocess.Popen(
+            [sys.executable, "-c", OPEN_ON_SIGNAL, str(path), str(go)],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(6)
+    ]
+    for child in children:
+        assert child.stdout is not None and child.stdout.readline() == "ready\n"
+    go.touch()
+    errors = [child.communicate(timeout=60)[1] for child in children]
+    assert [child.returncode for child in children] == [0] * 6, errors
+    assert applied_migrations(path) == known_migrations()
+    assert schema_of(path) == EXPECTED_SCHEMA
