@@ -15,6 +15,7 @@ install:
 
 install-test:
 	bash scripts/install.sh --test
+	bash scripts/install-browser.sh
 
 lint:
 	$(PY) -m ruff check .

@@ -85,7 +85,7 @@ def bootstrap(
     chunk = max(1, _CELLS_PER_CHUNK // max(flat.size, 1))
     fits = []
     for first in range(0, rounds, chunk):
-        part = draws[first:first + chunk]
+        part = draws[first : first + chunk]
         resampled = np.zeros((len(part), flat.size))
         resampled[:, observed] = part
         wins = pair_wins(resampled.reshape(len(part), *counts.shape))

@@ -114,9 +114,7 @@ class Battles:
         stamps = [None] * len(self) if self.tstamp is None else self.tstamp.tolist()
         return [
             PairOutcome(self.models[a], self.models[b], OUTCOMES[code], _known(stamp))
-            for a, b, code, stamp in zip(
-                self.a.tolist(), self.b.tolist(), self.outcome.tolist(), stamps, strict=True
-            )
+            for a, b, code, stamp in zip(self.a.tolist(), self.b.tolist(), self.outcome.tolist(), stamps, strict=True)
         ]
 
 

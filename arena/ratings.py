@@ -180,8 +180,9 @@ def compute_leaderboard(
     votes = tally[:, 0]
     listed = np.flatnonzero(votes >= max(min_votes, 1))
     pin, target, description = _anchor(battles.models, votes, listed, anchor)
-    rating, ci_low, ci_high = _rate(merge_ties(counts4), rounds, seed, prior,
-                                    lambda fits: _shift(fits, pin, listed, target))
+    rating, ci_low, ci_high = _rate(
+        merge_ties(counts4), rounds, seed, prior, lambda fits: _shift(fits, pin, listed, target)
+    )
     ranks = rank_by_upper_bound(ci_low[listed], ci_high[listed])
     rank = dict(zip(listed.tolist(), ranks.tolist(), strict=True))
     elo = online_elo(battles, k)

@@ -74,24 +74,27 @@ def _scan(view: mmap.mmap, winner_codes: Mapping[str, int]) -> tuple[Battles, st
     matches = _NEXT[fmt].findall(view, first.end())
     # after the last battle come the newlines of its own line and, in an array, of the "]" line
     tail = (fmt == "json") + (view[-1:] == b"\n")
-    battles, ends = matches[: len(matches) - tail], matches[len(matches) - tail :]
-    combos = [first[1], *map(itemgetter(0), battles)]
-    if b"" in combos or any(combo for combo, _ in ends):
-        return None  # some line is not in the plain layout: the slow path will say which
-    stamps = [first[2], *map(itemgetter(1), battles)]
-    table = _decode_plain(combos, stamps, winner_codes)
+    ends = matches[len(matches) - tail :]
+    del matches[len(matches) - tail :]
+    matches.insert(0, first.groups())
+    if any(combo for combo, _ in ends):
+        return None
+    table = _decode_plain(matches, winner_codes)
     return None if table is None else (table, fmt)
 
 
-def _decode_plain(combos: list[bytes], stamps: list[bytes], winner_codes: Mapping[str, int]) -> Battles | None:
-    # few distinct (model_a, model_b, winner) combinations: decode each once, then index by code
-    lookup = dict.fromkeys(combos, 0)
+def _decode_plain(matches: list[tuple[bytes, bytes]], winner_codes: Mapping[str, int]) -> Battles | None:
+    """The table from (combination, tstamp) per battle; None if a line was not plain after all."""
+    # few distinct (model_a, model_b, winner) combinations: number them, decode each one once
+    lookup = dict.fromkeys(map(itemgetter(0), matches), 0)
+    if b"" in lookup:
+        return None  # a line not in the plain layout (its groups are empty): the slow path says which
     for code, combo in enumerate(lookup):
         lookup[combo] = code
-    codes = np.fromiter(map(lookup.__getitem__, combos), dtype=np.intp, count=len(combos))
+    codes = np.fromiter(map(lookup.__getitem__, map(itemgetter(0), matches)), dtype=np.intp, count=len(matches))
     try:
         fields = [_split_combo(combo) for combo in lookup]
-        tstamp = np.fromiter(map(float, stamps), dtype=np.float64, count=len(stamps))
+        tstamp = np.fromiter(map(float, map(itemgetter(1), matches)), dtype=np.float64, count=len(matches))
     except ValueError:
         return None
     if not np.isfinite(tstamp).all() or any(
