@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import NoReturn
 
 from arena.errors import ArenaError, UsageError
@@ -23,6 +24,14 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(EXIT_USAGE, f"error: {message} (see: {self.prog} --help)\n")
+
+
+DB_HELP = "the votes database (default: GEMMA_ARENA_DB, else the data folder's arena.db)"
+
+
+def add_db_argument(parser: argparse._ActionsContainer, help: str = DB_HELP) -> None:
+    """`--db PATH`, which every subcommand takes (main() applies it to the settings)."""
+    parser.add_argument("--db", type=Path, metavar="PATH", help=help)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -20,7 +20,7 @@ from arena.units import format_bytes, format_seconds
 from backends.base import Request
 from backends.demo import VARIANTS
 from backends.registry import default_registry
-from cli import EXIT_OK, EXIT_PARTIAL
+from cli import EXIT_OK, EXIT_PARTIAL, add_db_argument
 from storage import open_store
 
 DEFAULT_VARIANTS = [f"demo:{name}" for name in VARIANTS]
@@ -52,10 +52,10 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--timeout", type=float, default=120.0, metavar="S",
                    help="stop a variant that produces nothing for this many seconds (default 120)")
     p.add_argument("--json", action="store_true", help="print one JSON document instead of text")
-    p.add_argument("--db", metavar="PATH",
-                   help="record the comparison in this votes database (default: GEMMA_ARENA_DB, else the "
-                        "data folder's arena.db)")
-    p.add_argument("--no-record", action="store_true", help="do not record the comparison")
+    add_db_argument(p, help="record the comparison in this votes database (default: GEMMA_ARENA_DB, "
+                            "else the data folder's arena.db)")
+    p.add_argument("--no-record", action="store_true",
+                   help="do not record the comparison (a single variant is never recorded: votes need two)")
     p.set_defaults(handler=run)
 
 
@@ -91,7 +91,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     registry = default_registry()
     specs = [registry.parse(text) for text in args.variants]
     lineup = create_lineup(specs, registry, settings)
-    store = None if args.no_record else open_store(settings.db_path)  # a bad --db fails before loading
+    # A battle needs two variants; a bad --db fails here, before minutes of loading.
+    store = None if args.no_record or len(specs) < 2 else open_store(settings.db_path)
     try:
         results = asyncio.run(_compare(lineup, request, args.timeout, quiet=args.json))
         battle_id = None

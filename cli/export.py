@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from arena.settings import Settings
-from cli import EXIT_OK
+from cli import EXIT_OK, add_db_argument
 from cli.leaderboard import add_rating_options, add_vote_filters, build_leaderboard
 from storage import open_store
 from storage.exports import VOTE_FORMATS, write_leaderboard_csv
@@ -25,12 +25,7 @@ def add_parser(sub: Any) -> None:
         "readable by `leaderboard --battles` and lmarena's notebooks. leaderboard-csv: rank, variant, "
         "rating, ci_low, ci_high, votes, wins, losses, ties.",
     )
-    p.add_argument(
-        "--db",
-        type=Path,
-        metavar="PATH",
-        help="the votes database (default: GEMMA_ARENA_DB, else the data folder's arena.db)",
-    )
+    add_db_argument(p)
     p.add_argument("--format", required=True, choices=FORMATS, help="what to write")
     p.add_argument(
         "--out",

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from arena.settings import Settings
-from cli import EXIT_OK
+from cli import EXIT_OK, add_db_argument
 from storage import open_store
 from storage.imports import import_battles, read_fastchat
 
@@ -21,12 +21,7 @@ def add_parser(sub: Any) -> None:
         "a file with bad lines is refused, naming them, and nothing is written. Battles already "
         "stored (e.g. from an earlier import) are not repeated.",
     )
-    p.add_argument(
-        "--db",
-        type=Path,
-        metavar="PATH",
-        help="the votes database (default: GEMMA_ARENA_DB, else the data folder's arena.db)",
-    )
+    add_db_argument(p)
     p.add_argument("file", type=Path, metavar="FILE", help="FastChat clean battles, JSON array or JSONL")
     p.add_argument(
         "--skip-bad",

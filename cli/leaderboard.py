@@ -12,7 +12,7 @@ from typing import Any
 from arena.errors import UsageError
 from arena.ratings import DEFAULT_ROUNDS, Battles, Leaderboard, compute_leaderboard
 from arena.settings import Settings
-from cli import EXIT_OK
+from cli import EXIT_OK, add_db_argument
 from storage import CATEGORIES, open_store
 from storage.imports import read_fastchat_table
 
@@ -26,12 +26,7 @@ def add_parser(sub: Any) -> None:
         "pairwise outcomes they imply (best beats each other; ranked tiers).",
     )
     source = p.add_mutually_exclusive_group()
-    source.add_argument(
-        "--db",
-        type=Path,
-        metavar="PATH",
-        help="the votes database (default: GEMMA_ARENA_DB, else the data folder's arena.db)",
-    )
+    add_db_argument(source)
     source.add_argument(
         "--battles",
         type=Path,

@@ -11,7 +11,7 @@ from arena.lineup import create_lineup
 from arena.settings import Settings
 from backends.registry import default_registry
 from backends.variant_file import read_variant_file
-from cli import EXIT_OK
+from cli import EXIT_OK, add_db_argument
 from cli.compare import DEFAULT_VARIANTS
 
 
@@ -30,7 +30,7 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--variants", nargs="+", metavar="SPEC",
                    help="variant specs (default: the four demo variants)")
     p.add_argument("--config", metavar="FILE", help="a TOML variant file ([[variants]] spec = ..., options)")
-    p.add_argument("--db", metavar="PATH", help="the votes database (default: GEMMA_ARENA_DB or the data folder)")
+    add_db_argument(p)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=7860, help="port (default 7860)")
     p.add_argument("--voter", default="local", help="the name your votes are stored under (default: local)")

@@ -11,7 +11,7 @@ from typing import Any
 from arena.settings import Settings
 from backends.demo import VARIANTS
 from backends.registry import default_registry
-from cli import EXIT_OK
+from cli import EXIT_OK, add_db_argument
 
 
 def add_parser(sub: Any) -> None:
@@ -25,6 +25,7 @@ def add_parser(sub: Any) -> None:
                    help="list the models pulled on an Ollama server, as specs ready to compare")
     p.add_argument("--ollama-host", metavar="URL",
                    help="the Ollama server for --discover (default: OLLAMA_HOST, else http://127.0.0.1:11434)")
+    add_db_argument(p, help="the votes database to report (default: GEMMA_ARENA_DB, else the data folder's arena.db)")
     p.set_defaults(handler=run)
 
 
@@ -36,8 +37,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         {"spec": f"demo:{v.name}", "stands_for": v.stands_for, "description": v.description}
         for v in VARIANTS.values()
     ]
+    places = {"votes_db": str(settings.db_path), "demo_cache": str(settings.cache_dir)}
     if args.json:
-        print(json.dumps({"kinds": kinds, "demo": demos}, indent=2))
+        print(json.dumps({"kinds": kinds, "demo": demos, **places}, indent=2))
         return EXIT_OK
     print("Variant specs:")
     for kind in kinds:
@@ -45,6 +47,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     print("\nBuilt-in demo variants (generated on first use in the cache folder):")
     for demo in demos:
         print(f"  {demo['spec']:<14} {demo['description']}")
+    print(f"\nDemo cache: {settings.cache_dir}\nVotes database: {settings.db_path}")
     return EXIT_OK
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from storage import open_store
 from tests.support.media import write_png, write_wav
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,7 +33,7 @@ def test_compare_json_has_one_result_per_variant_with_stats(tmp_path: Path) -> N
     audio = write_wav(tmp_path / "a.wav")
     done = app(
         "compare", "--variants", "demo:e2b", "demo:31b", "--prompt", "Which fits?", "--image", str(image),
-        "--audio", str(audio), "--max-new-tokens", "12", "--seed", "1", "--json",
+        "--audio", str(audio), "--max-new-tokens", "12", "--seed", "1", "--json", "--db", str(tmp_path / "a.db"),
     )
     assert done.returncode == 3, done.stderr  # 31B cannot take audio: done, one variant failed
     document = json.loads(done.stdout)
@@ -46,6 +47,10 @@ def test_compare_json_has_one_result_per_variant_with_stats(tmp_path: Path) -> N
     assert stats["output_tokens"] == 12
     assert "cannot take audio" in results["demo:31b"]["error"]
     assert document["request"]["images"][0]["sha256"]
+    with open_store(tmp_path / "a.db") as store:  # recorded, with both runs
+        battle = store.battle(document["battle_id"])
+        assert battle is not None and battle.variants == ("demo:e2b", "demo:31b")
+        assert battle.errors[0][0] == "demo:31b"
 
 
 def test_compare_text_output_shows_answers_and_stats() -> None:

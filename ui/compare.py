@@ -74,7 +74,9 @@ def as_message(message: dict[str, Any] | str | None) -> dict[str, Any]:
 
 
 def _path(item: Any) -> str:
-    return item if isinstance(item, str) else (item.get("path") if isinstance(item, dict) else str(item))
+    if isinstance(item, dict):  # gradio's FileData as a dict
+        return str(item.get("path") or "")
+    return str(item)
 
 
 def modalities_of(message: dict[str, Any] | str | None) -> set[str]:
@@ -136,7 +138,7 @@ class CompareFlow:
         ):
             yield ComparisonOutcome(views, results)
         finished = [r for r in results if r is not None]
-        if len(finished) == len(variants):
+        if len(finished) == len(variants) >= 2:  # one variant alone is no comparison to vote on
             specs = [(v.name, str(v.spec)) for v in variants]
             state.battle_id = await asyncio.to_thread(
                 self.services.store.record_comparison, request, specs, finished,

@@ -61,7 +61,7 @@ async def stream_panels(
             pending.cancel()
             with contextlib.suppress(BaseException):
                 await pending
-        await stream.aclose()
+        await stream.aclose()  # type: ignore[attr-defined]
 
 
 def _apply(

@@ -139,9 +139,9 @@ def _build(variant: DemoVariant, folder: Path, progress: ProgressFn) -> None:
 
     hf_logging.set_verbosity_error()  # the "last layer forced to full attention" notice is expected
     hf_logging.disable_progress_bar()
-    progress(0.05, f"building demo:{variant.name}: training its tokenizer")
+    progress(0.15, f"building demo:{variant.name}: training its tokenizer")
     tokenizer = _tokenizer()
-    progress(0.2, f"building demo:{variant.name}: random weights")
+    progress(0.25, f"building demo:{variant.name}: random weights")
     config = _config(variant, tokenizer)
     torch.manual_seed(SEED)
     model = Gemma4ForConditionalGeneration(config).eval()

@@ -12,6 +12,7 @@ never get this processor.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import torch
@@ -52,7 +53,7 @@ def plan_forced_tokens(request: Request, tokenizer: Any) -> dict[int, int]:
 class DemoStructure:
     """A transformers logits processor: force planned tokens, forbid all other special tokens."""
 
-    def __init__(self, prompt_length: int, plan: dict[int, int], special_ids: list[int]) -> None:
+    def __init__(self, prompt_length: int, plan: dict[int, int], special_ids: Iterable[int]) -> None:
         self._prompt_length = prompt_length
         self._plan = plan
         self._special = torch.tensor(sorted(set(special_ids)), dtype=torch.long)

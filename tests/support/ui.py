@@ -6,7 +6,7 @@ import asyncio
 import socket
 from pathlib import Path
 
-from arena.lineup import create_lineup, load_all
+from arena.lineup import create_lineup
 from arena.settings import Settings
 from backends.registry import Registry, VariantSpec, default_registry
 from storage import open_store
