@@ -18,7 +18,7 @@ from arena.requests import build_request
 from arena.settings import Settings
 from arena.units import format_bytes, format_seconds
 from backends.base import Request
-from backends.demo import VARIANTS
+from backends.demo import RANDOM_WEIGHTS_NOTE, VARIANTS
 from backends.registry import default_registry
 from cli import EXIT_OK, EXIT_PARTIAL, add_db_argument
 from storage import open_store
@@ -104,9 +104,15 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         if store is not None:
             store.close()
     if args.json:
-        document = {"request": request.describe(), "battle_id": battle_id, "results": [r.to_json() for r in results]}
+        document: dict[str, Any] = {
+            "request": request.describe(), "battle_id": battle_id, "results": [r.to_json() for r in results]
+        }
+        if any(spec.prefix == "demo" for spec in specs):
+            document["notes"] = [f"demo variants: {RANDOM_WEIGHTS_NOTE}"]
         print(json.dumps(document, indent=2))
     else:
+        if any(spec.prefix == "demo" for spec in specs):
+            print(f"(demo variants: {RANDOM_WEIGHTS_NOTE})\n")
         for result in results:
             print(render_text(result))
         if battle_id:

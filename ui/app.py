@@ -36,6 +36,12 @@ from ui.leaderboard import build_view
 from ui.services import ArenaServices
 from ui.views import PanelView, md_escape
 
+DEMO_NOTICE = (
+    "ℹ️ The `demo:` variants are tiny **random-weight stand-ins** for Gemma 4, built on this machine: "
+    "their answers are random tokens, while their architecture, speed and memory figures are real. "
+    "Start the app with `--variants hf:google/gemma-4-E4B-it ...`, `ollama:...` or `openai:...` for real answers."
+)
+
 CSS = """
 .arena-panel { border: 1px solid var(--border-color-primary); border-radius: 8px; padding: 6px; }
 .arena-panel .stats { font-size: 0.85em; }
@@ -57,6 +63,8 @@ class ArenaApp:
         with gr.Blocks(title="Gemma Arena") as self.blocks:
             self.session = gr.State(Session())
             gr.Markdown("# Gemma Arena\nWhich Gemma 4 variant for your machine? Compare, vote, and see.")
+            if any(v.spec.prefix == "demo" for v in services.lineup.variants):
+                gr.Markdown(DEMO_NOTICE, elem_id="demo-notice")
             with gr.Tabs():
                 with gr.Tab("Compare", id="compare"):
                     self.compare = render_compare(services.names)
