@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +33,19 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    if args.file.is_file() and args.file.stat().st_size > _LARGE_FILE:  # reading takes a while: say so
+        print(f"reading {args.file} ...", file=sys.stderr, flush=True)
     battle_file = read_fastchat(args.file, skip_bad=args.skip_bad)  # a refused file creates no database
     with open_store(settings.db_path) as store:
-        report = import_battles(store, args.file, battle_file)
+        report = import_battles(store, args.file, battle_file, progress=_progress)
     print(report.summary())
     return EXIT_OK
+
+
+_LARGE_FILE = 20 * 2**20
+
+
+def _progress(done: int, total: int) -> None:
+    if total <= 20_000:
+        return  # a small import is done before anyone would read a progress line
+    print(f"storing battles: {done}/{total} ({done / total:.0%})", file=sys.stderr, flush=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -88,9 +88,12 @@ def import_fastchat(store: Store, path: Path, *, strict: bool = True) -> ImportR
     return import_battles(store, Path(path), read_fastchat(Path(path), skip_bad=not strict))
 
 
-def import_battles(store: Store, path: Path, battle_file: BattleFile) -> ImportReport:
+def import_battles(
+    store: Store, path: Path, battle_file: BattleFile, progress: Callable[[int, int], None] | None = None
+) -> ImportReport:
     """Store every battle read from `path` as a battle (blind if `anony`, else named), its two
-    runs and its vote (`judge` as voter), in one transaction; battles already stored are left."""
+    runs and its vote (`judge` as voter), in one transaction; battles already stored are left.
+    `progress(done, total)` is called as batches of new battles are written."""
     now = time.time()
     rows = [(battle_id(record), record) for record in battle_file.records]
 
@@ -102,11 +105,18 @@ def import_battles(store: Store, path: Path, battle_file: BattleFile) -> ImportR
             question = record.question_id or ""
             if identity not in known and question not in known and question.rsplit("-", 1)[0] not in known:
                 fresh.setdefault(identity, record)
-        _insert(db, fresh, now)
+        items = list(fresh.items())
+        for start in range(0, len(items), _BATCH):
+            _insert(db, dict(items[start : start + _BATCH]), now)
+            if progress is not None:
+                progress(min(start + _BATCH, len(items)), len(items))
         return len(fresh), len(rows) - len(fresh)
 
     imported, already = store.write(job)
     return ImportReport(path, imported, already, battle_file.skipped)
+
+
+_BATCH = 20_000  # battles written between two progress reports
 
 
 def battle_id(record: BattleRecord) -> str:

@@ -278,6 +278,17 @@ def test_importing_the_same_battles_again_stores_them_once(
     assert vote_count(voted.db_path) == before
 
 
+def test_a_large_import_reports_its_progress(
+    capsys: pytest.CaptureFixture[str], settings: Settings, tmp_path: Path
+) -> None:
+    lines = [fastchat("m1", "m2", "model_a" if i % 2 else "tie", float(i)) for i in range(25_000)]
+    source = write_jsonl(tmp_path / "many.jsonl", lines)
+    code, out, err = run_cli(capsys, settings, "import", str(source))
+    assert code == 0 and "imported 25000 battles" in out
+    assert "storing battles: 20000/25000 (80%)" in err and "25000/25000 (100%)" in err
+    assert vote_count(settings.db_path) == 25_000
+
+
 def test_export_csv_has_one_row_per_vote_with_every_side(
     capsys: pytest.CaptureFixture[str], voted: Settings, tmp_path: Path
 ) -> None:
