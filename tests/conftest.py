@@ -70,3 +70,22 @@ def fake_ollama() -> Iterator[object]:
 
     with FakeOllama([GEMMA4_E4B, GEMMA4_31B, TEXT_ONLY, EMBEDDING]) as server:
         yield server
+
+
+# --- the web UI in a real browser: Debian's Chromium through Playwright ------------------------------
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    """A headless system Chromium for one test module (see tests/support/browser.py). A missing
+    Chromium or playwright package fails the test, with how to install it: never a skip.
+
+    Module-scoped on purpose: while Playwright's sync API runs, the main thread has a running event
+    loop, so `asyncio.run` fails there; it must be closed before other modules' tests run."""
+    from tests.support.browser import chromium, missing_browser
+
+    why = missing_browser()
+    if why is not None:
+        pytest.fail(why)
+    with chromium() as launched:
+        yield launched

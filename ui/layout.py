@@ -59,8 +59,8 @@ def _escape_title(title: str) -> str:
     return md_escape(title)
 
 
-def render_panel(elem_id: str, title: str) -> Panel:
-    with gr.Column(elem_id=elem_id, elem_classes=["arena-panel"], min_width=240) as column:
+def render_panel(elem_id: str, title: str, visible: bool = True) -> Panel:
+    with gr.Column(elem_id=elem_id, elem_classes=["arena-panel"], min_width=240, visible=visible) as column:
         heading = gr.Markdown(f"### {title}")
         note = gr.Markdown("")
         with gr.Accordion("Thinking", open=False, visible=False) as box:
@@ -149,7 +149,9 @@ def render_compare(names: list[str]) -> CompareTab:
         stop = gr.Button("Stop", variant="stop", elem_id="compare-stop")
     settings = render_settings("compare")
     with gr.Row(equal_height=False):
-        panels = [render_panel(f"compare-panel-{i}", names[i] if i < len(names) else "") for i in range(MAX_PANELS)]
+        # one panel per variant selected at load; the rest appear when more are picked
+        panels = [render_panel(f"compare-panel-{i}", names[i] if i < len(names) else "", visible=i < len(names))
+                  for i in range(MAX_PANELS)]
     chart = gr.Plot(label="Stats of this comparison", elem_id="compare-chart")
     with gr.Accordion("Vote", open=True, elem_id="compare-vote"):
         with gr.Row():
