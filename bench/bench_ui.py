@@ -207,8 +207,10 @@ def clock_offset_s(page: Page, samples: int = 7) -> tuple[float, float]:
     return best
 
 
-def stream_once(browser: Browser, url: str, backends: Sequence[TimedBackend], finals: Sequence[str]) -> StreamRun:
-    """One Send on the Compare tab in a fresh browser context; the panels' timings."""
+def stream_once(browser: Browser, url: str, backends: Sequence[TimedBackend], finals: Sequence[str],
+                settle: str | None = None) -> StreamRun:
+    """One Send on the Compare tab in a fresh browser context; the panels' timings. With `settle`,
+    wait for that selector afterwards, so the event's last step is done before the next run."""
     context = browser.new_context(viewport=VIEWPORT)
     try:
         page = context.new_page()
@@ -221,6 +223,8 @@ def stream_once(browser: Browser, url: str, backends: Sequence[TimedBackend], fi
         page.click("#compare-send")
         page.wait_for_function("() => window.__bench.done", timeout=180_000, polling=100)
         state = page.evaluate("() => window.__bench.state")
+        if settle:
+            page.wait_for_selector(settle, timeout=60_000)
         for i, (backend, shown) in enumerate(zip(backends, state, strict=True)):
             assert backend.first_at is not None and backend.last_at is not None
             run.panels.append(PanelTiming(i, backend.first_at, backend.last_at, shown["first"] / 1000 - offset,
@@ -232,7 +236,7 @@ def stream_once(browser: Browser, url: str, backends: Sequence[TimedBackend], fi
 
 def minimal_blocks(services: ArenaServices) -> Any:
     """The floor to compare with: a bare Blocks whose one event streams the same fan-out through
-    the same `stream_panels` into 4 plain answer boxes (4 outputs instead of the Compare tab's 38),
+    the same `stream_panels` into 4 plain answer boxes (4 outputs instead of the Compare tab's 8),
     with the Compare tab's elem_ids so the same page code measures it."""
     import gradio as gr
 
@@ -259,14 +263,14 @@ def minimal_blocks(services: ArenaServices) -> Any:
 
 
 def measure_app(browser: Browser, blocks: Any, runs: int, backends: Sequence[TimedBackend],
-                finals: Sequence[str], **launch: Any) -> list[StreamRun]:
+                finals: Sequence[str], settle: str | None = None, **launch: Any) -> list[StreamRun]:
     """Serve `blocks` with the queue settings of cli/serve.py, warm up once, then stream `runs` times."""
     blocks.queue(default_concurrency_limit=8)
     blocks.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True,
                   run_history=False, **launch)
     try:
-        stream_once(browser, blocks.local_url, backends, finals)  # warm-up: first page load, JIT
-        return [stream_once(browser, blocks.local_url, backends, finals) for _ in range(runs)]
+        stream_once(browser, blocks.local_url, backends, finals, settle)  # warm-up: first page load, JIT
+        return [stream_once(browser, blocks.local_url, backends, finals, settle) for _ in range(runs)]
     finally:
         blocks.close()
 
@@ -313,13 +317,14 @@ def bench_streaming(browser: Browser, runs: int, tokens: int, baseline: bool,
             print(f"(a) streaming: {PANELS} panels x {tokens} one-token chunks, {pace}; {runs} run(s) each "
                   f"after a warm-up; gradio {gr.__version__}; page clock corrected to the server's by the offset "
                   "measured per run (+/- 2 ms)")
-            results = measure_app(browser, app.blocks, runs, backends, finals, css=CSS)
+            # the chart is drawn by the event's last step, after the stream
+            results = measure_app(browser, app.blocks, runs, backends, finals, settle="#compare-chart img", css=CSS)
             floor = measure_app(browser, minimal_blocks(services), runs, backends, finals) if baseline else []
         finally:
             closer = threading.Thread(target=services.close)  # asyncio.run needs a thread without a loop
             closer.start()
             closer.join(30)
-    worst = report_streaming("the app's Compare tab (38 outputs per update)", results, per_panel=True)
+    worst = report_streaming("the app's Compare tab (8 outputs per streamed update)", results, per_panel=True)
     if floor:
         ttft, final = report_streaming("side by side: a bare Blocks, same stream, 4 answer boxes as outputs", floor,
                                        per_panel=False)

@@ -34,17 +34,20 @@ def client(url: str) -> Client:
     return Client(url, download_files=False, verbose=False)
 
 
-def test_compare_endpoint_streams_every_panel(server: tuple[ArenaServices, str]) -> None:
-    _, url = server
+def test_compare_endpoint_streams_every_panel_and_records_the_comparison(server: tuple[ArenaServices, str]) -> None:
+    services, url = server
+    before = len(services.store.speed_by_variant())
     job = client(url).submit(["demo:e2b", "demo:31b"], {"text": "Which fits?", "files": []}, *SETTINGS,
                              api_name="/compare")
     job.result()
     updates = job.outputs()
     assert len(updates) >= 3  # streamed in several updates, not one at the end
-    answers = {value for update in updates for value in update if isinstance(value, str) and len(value) > 8}
-    assert len(answers) >= 2  # both panels' answers arrived
-    final = updates[-1]
-    assert any(isinstance(v, dict) and v.get("type") == "matplotlib" for v in final)  # the stats chart
+    answer_e2b, answer_31b = updates[-1][0], updates[-1][2]  # outputs: answer, thinking per panel
+    assert answer_e2b and answer_31b
+    assert any(0 < len(update[0]) < len(answer_e2b) for update in updates)  # seen growing
+    speeds = {s.variant: s for s in services.store.speed_by_variant()}
+    assert {"demo:e2b", "demo:31b"} <= set(speeds) and len(speeds) >= before
+    assert speeds["demo:e2b"].median_tokens_per_s
 
 
 def test_blind_battle_vote_reveals_names_and_moves_the_leaderboard(server: tuple[ArenaServices, str]) -> None:

@@ -22,10 +22,11 @@ from arena.errors import ArenaError, UsageError
 from arena.units import format_bytes, format_seconds
 from storage.exports import write_leaderboard_csv
 from ui import charts
-from ui.battle import BattleFlow, BattleState
-from ui.compare import MAX_PANELS, CompareFlow, CompareState, ranking_from_ranks
+from ui.battle import SIDES, BattleFlow, BattleState
+from ui.compare import MAX_PANELS, CompareFlow, CompareState, ComparisonOutcome, ranking_from_ranks
 from ui.layout import (
     FormSettings,
+    Panel,
     render_battle,
     render_compare,
     render_export,
@@ -50,8 +51,13 @@ CSS = """
 
 @dataclass
 class Session:
+    """One browser session's state (a gr.State: it never reaches the browser)."""
+
     compare: CompareState = field(default_factory=CompareState)
     battle: BattleState = field(default_factory=BattleState)
+    #: The last streamed panels of each tab, for the step that finishes them.
+    compare_outcome: ComparisonOutcome | None = None
+    battle_outcome: ComparisonOutcome | None = None
 
 
 class ArenaApp:
@@ -80,15 +86,23 @@ class ArenaApp:
 
     # ------------------------------------------------------------------ wiring
     def _wire(self) -> None:
+        """Every event, in one place. Sending is three steps: set the panels up, stream (only the
+        text boxes are outputs, so each update is cheap), then show stats, chart and votes."""
         c, b, lb, v, ex = self.compare, self.battle, self.leaderboard, self.variants, self.export
-        compare_outputs = [self.session, c.chart, c.best, c.vote_best, c.vote_ranking, c.vote_message, *c.ranks]
+        compare_outputs = [c.chart, c.best, c.vote_best, c.vote_ranking, c.vote_message, *c.ranks]
         compare_outputs += [o for p in c.panels for o in p.outputs]
         preview = {"fn": self.preview_compare, "inputs": [c.variants, c.prompt], "outputs": compare_outputs}
         c.variants.change(**preview, api_visibility="private")
         c.prompt.change(**preview, api_visibility="private", trigger_mode="always_last")
-        send = c.send.click(self.run_compare, [self.session, c.variants, c.prompt, *c.settings.inputs],
-                            compare_outputs, api_name="compare")
-        c.stop.click(None, cancels=[send], api_visibility="private")
+        stream = c.send.click(
+            self.start_compare, [c.variants, c.prompt, c.settings.thinking], compare_outputs, api_visibility="private"
+        ).success(
+            self.run_compare, [self.session, c.variants, c.prompt, *c.settings.inputs],
+            [o for p in c.panels for o in p.live_outputs], api_name="compare",
+        )
+        stream.success(self.finish_compare, [self.session], [self.session, *compare_outputs],
+                       api_visibility="private")
+        c.stop.click(None, cancels=[stream], api_visibility="private")
         leaderboard_outputs = [lb.summary, lb.table, lb.ci_chart, lb.win_rate_chart, lb.quality_chart]
         refresh = {"fn": self.refresh_leaderboard, "inputs": [lb.category], "outputs": leaderboard_outputs}
         c.vote_best.click(self.vote_best, [self.session, c.best], [self.session, c.vote_message, c.vote_best,
@@ -97,8 +111,12 @@ class ArenaApp:
                              c.vote_best, c.vote_ranking], api_name="vote_ranking").then(**refresh)
 
         battle_outputs = [self.session, b.reveal, *b.votes.values(), *(o for p in b.panels for o in p.outputs)]
-        b.send.click(self.run_battle, [self.session, b.prompt, *b.settings.inputs], battle_outputs,
-                     api_name="battle")
+        b.send.click(
+            self.start_battle, [b.settings.thinking], battle_outputs[1:], api_visibility="private"
+        ).success(
+            self.run_battle, [self.session, b.prompt, *b.settings.inputs],
+            [o for p in b.panels for o in p.live_outputs], api_name="battle",
+        ).success(self.finish_battle, [self.session], battle_outputs, api_visibility="private")
         for outcome, button in b.votes.items():
             button.click(functools.partial(self.vote_battle, outcome), [self.session],
                          [self.session, b.reveal, *b.votes.values()], api_name=f"vote_{outcome}").then(**refresh)
@@ -106,8 +124,8 @@ class ArenaApp:
 
         lb.category.change(**refresh, api_name="leaderboard")
         lb.refresh.click(**refresh, api_visibility="private")
+        # Drawn when the tab is opened, not on page load: the charts take CPU a first prompt needs.
         self.leaderboard_tab.select(**refresh, api_visibility="private")
-        self.blocks.load(**refresh, api_visibility="private")
         self.blocks.load(self.variant_status, None, [v.table, v.timer], api_visibility="private")
         v.timer.tick(self.variant_status, None, [v.table, v.timer], api_visibility="private")
         v.discover.click(self.discover_ollama, [v.discover_host], [v.discovered], api_name="discover_ollama")
@@ -119,21 +137,30 @@ class ArenaApp:
         views = self.compare_flow.preview(selected or [], message)
         return self._panels(self.compare.panels, views) | self._compare_votes(None)
 
+    def start_compare(self, selected: list[str], message: dict[str, Any] | None, thinking: bool) -> dict[Any, Any]:
+        views = self.compare_flow.preview(selected or [], message)
+        return (self._panels(self.compare.panels, views, expect_thinking=bool(thinking))
+                | self._compare_votes(None) | {self.compare.chart: None})
+
     async def run_compare(self, session: Session, selected: list[str], message: dict[str, Any] | None,
-                          *settings: Any) -> AsyncIterator[dict[Any, Any]]:
+                          *settings: Any) -> AsyncIterator[list[str]]:
         options = FormSettings.options(*settings)
-        last = None
+        session.compare_outcome = None
         try:
             async for outcome in self.compare_flow.run(session.compare, selected or [], message, options):
-                last = outcome
-                yield self._panels(self.compare.panels, outcome.views) | self._compare_votes(None)
+                session.compare_outcome = outcome  # the session is mutated in place: gr.State keeps it
+                yield self._live(outcome.views, len(self.compare.panels))
         except ArenaError as exc:
             raise gr.Error(str(exc)) from exc
-        if last is None:
-            return
-        results = [r for r in last.results if r is not None]
+
+    async def finish_compare(self, session: Session) -> dict[Any, Any]:
+        outcome = session.compare_outcome
+        if outcome is None:
+            return {self.session: session}
+        results = [r for r in outcome.results if r is not None]
         chart = await asyncio.to_thread(charts.stats_chart, results) if any(r.ok for r in results) else None
-        yield {self.session: session, self.compare.chart: chart} | self._compare_votes(session.compare)
+        return (self._panels(self.compare.panels, outcome.views) | self._compare_votes(session.compare)
+                | {self.session: session, self.compare.chart: chart})
 
     def vote_best(self, session: Session, best: str | None) -> dict[Any, Any]:
         if not best:
@@ -169,17 +196,27 @@ class ArenaApp:
         return out
 
     # ------------------------------------------------------------------ battle
+    def start_battle(self, thinking: bool) -> dict[Any, Any]:
+        views = [PanelView(title=side) for side in SIDES]
+        return (self._panels(self.battle.panels, views, expect_thinking=bool(thinking)) | self._battle_votes(False)
+                | {self.battle.reveal: ""})
+
     async def run_battle(self, session: Session, message: dict[str, Any] | None,
-                         *settings: Any) -> AsyncIterator[dict[Any, Any]]:
+                         *settings: Any) -> AsyncIterator[list[str]]:
         options = FormSettings.options(*settings)
+        session.battle_outcome = None
         try:
             async for outcome in self.battle_flow.run(session.battle, message, options):
-                yield self._panels(self.battle.panels, outcome.views) | self._battle_votes(False) | {
-                    self.battle.reveal: ""}
+                session.battle_outcome = outcome
+                yield self._live(outcome.views, len(self.battle.panels))
         except ArenaError as exc:
             raise gr.Error(str(exc)) from exc
+
+    def finish_battle(self, session: Session) -> dict[Any, Any]:
+        views = session.battle_outcome.views if session.battle_outcome else []
         note = "" if session.battle.can_vote else "This battle had an error and takes no vote: start a new round."
-        yield {self.session: session, self.battle.reveal: note} | self._battle_votes(session.battle.can_vote)
+        return (self._panels(self.battle.panels, views) | self._battle_votes(session.battle.can_vote)
+                | {self.session: session, self.battle.reveal: note})
 
     def vote_battle(self, outcome: str, session: Session) -> dict[Any, Any]:
         try:
@@ -258,8 +295,13 @@ class ArenaApp:
 
     # ----------------------------------------------------------------- helpers
     @staticmethod
-    def _panels(panels: list[Any], views: list[PanelView]) -> dict[Any, Any]:
+    def _panels(panels: list[Any], views: list[PanelView], expect_thinking: bool = False) -> dict[Any, Any]:
         out: dict[Any, Any] = {}
         for i, panel in enumerate(panels[:MAX_PANELS]):
-            out |= panel.show(views[i] if i < len(views) else None)
+            out |= panel.show(views[i] if i < len(views) else None, expect_thinking)
         return out
+
+    @staticmethod
+    def _live(views: list[PanelView], panels: int) -> list[str]:
+        """The streaming step's values: answer and thinking of each panel, in `live_outputs` order."""
+        return [text for i in range(panels) for text in Panel.live(views[i] if i < len(views) else None)]

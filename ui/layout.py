@@ -37,8 +37,19 @@ class Panel:
     def outputs(self) -> list[Any]:
         return [self.column, self.title, self.note, self.thinking_box, self.thinking, self.answer, self.stats]
 
-    def show(self, view: PanelView | None) -> dict[Any, Any]:
-        """Component values for a view (None hides the panel)."""
+    @property
+    def live_outputs(self) -> list[Any]:
+        """What changes while an answer streams: the two text boxes alone. Every output of a
+        streaming event costs Gradio and the browser time on every update, changed or not."""
+        return [self.answer, self.thinking]
+
+    @staticmethod
+    def live(view: PanelView | None) -> list[str]:
+        return ["", ""] if view is None else [view.answer, view.thinking]
+
+    def show(self, view: PanelView | None, expect_thinking: bool = False) -> dict[Any, Any]:
+        """Component values for a view (None hides the panel). The thinking box shows when the
+        view has thinking, or (before streaming) when thinking was asked for."""
         if view is None:
             return {self.column: gr.Column(visible=False)}
         label = "Thinking" + (f" ({len(view.thinking)} characters)" if view.thinking else "")
@@ -46,7 +57,7 @@ class Panel:
             self.column: gr.Column(visible=True),
             self.title: f"### {_escape_title(view.title)}",
             self.note: view.note,
-            self.thinking_box: gr.Accordion(label=label, visible=bool(view.thinking)),
+            self.thinking_box: gr.Accordion(label=label, visible=bool(view.thinking) or expect_thinking),
             self.thinking: view.thinking,
             self.answer: view.answer,
             self.stats: view.stats,

@@ -41,9 +41,9 @@ async def stream_panels(
     answers: list[list[str]] = [[] for _ in views]
     thoughts: list[list[str]] = [[] for _ in views]
     results: list[Result | None] = [None] * len(views)
+    # Nothing is yielded before the first token: the caller has already cleared the panels, and
+    # every message before it would delay it.
     changed, urgent = asyncio.Event(), asyncio.Event()
-    changed.set()
-    urgent.set()  # the cleared panels, at once
     stream = fan_out(variants, request, timeout_s=timeout_s)
 
     async def pump() -> None:
