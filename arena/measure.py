@@ -26,6 +26,9 @@ from backends.base import Backend, Chunk, Request, ToolCall, Usage
 
 ChunkCallback = Callable[[Chunk, float], None]
 
+#: The longest one variant's stream runs before the others get the event loop (seconds).
+_FAIR_SLICE_S = 0.001
+
 
 @dataclass(frozen=True)
 class Stats:
@@ -126,6 +129,7 @@ async def measure(
     first_at: float | None = None
     last_at: float | None = None
     first_tokens = streamed_tokens = chunks_with_text = 0
+    turn_started = started
     error: ArenaError | None = None
     try:
         check_supported(backend, request)
@@ -152,6 +156,11 @@ async def measure(
                     calls.append(chunk.tool_call)
                 if on_chunk is not None and (chunk.text or chunk.tool_call or chunk.tokens):
                     on_chunk(chunk, now)
+                if now - turn_started > _FAIR_SLICE_S:
+                    # A stream whose data is already buffered never suspends: give the other
+                    # variants (and whoever shows the chunks) their turn.
+                    await asyncio.sleep(0)
+                    turn_started = clock()
         finally:
             await stream.aclose()  # type: ignore[attr-defined]
     except TimeoutError:

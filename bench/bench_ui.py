@@ -38,7 +38,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -71,7 +71,7 @@ class TimedBackend:
     """A backend whose stream is wrapped to record the wall-clock time (`time.time()`) at which
     it yielded its first and its last chunk, for the latest request."""
 
-    def __init__(self, inner: ScriptedBackend) -> None:
+    def __init__(self, inner: Any) -> None:
         """Wrap `inner`, recording nothing until its first request."""
         self.inner = inner
         self.first_at: float | None = None
@@ -94,10 +94,11 @@ class TimedBackend:
         self.chunks = 0
         async for chunk in self.inner.stream(request):
             now = time.time()
-            if self.first_at is None:
-                self.first_at = now
-            self.last_at = now
-            self.chunks += 1
+            if chunk.text:  # a generated token (not a role header or the usage report)
+                if self.first_at is None:
+                    self.first_at = now
+                self.last_at = now
+                self.chunks += 1
             yield chunk
 
     async def memory(self) -> MemoryReport:
@@ -139,6 +140,57 @@ def bench_services(tokens: int, folder: Path, delay_s: float = 0.0) -> tuple[Are
     services.start_loading()
     services.wait_loaded(60)
     return services, backends, finals
+
+
+def serve_openai(tokens: int, ready: Any, stop: Any) -> None:
+    """In a separate process: PANELS loopback OpenAI-compatible servers (models p0, p1, ...), each
+    streaming `tokens` tokens as fast as it can write them; report their base URLs, wait for `stop`."""
+    from tests.servers.fake_openai import FakeOpenAI
+
+    servers = [FakeOpenAI(f"p{i}", tokens=tokens, tokens_per_s=float("inf")) for i in range(PANELS)]
+    for server in servers:
+        server.__enter__()
+    ready.put([server.base_url for server in servers])
+    stop.wait()
+    for server in servers:
+        server.__exit__(None, None, None)
+
+
+@contextlib.contextmanager
+def remote_services(tokens: int, folder: Path) -> Iterator[tuple[ArenaServices, list[TimedBackend], list[str]]]:
+    """Services on PANELS `openai:` variants (timed) served by another process as fast as it can."""
+    import multiprocessing
+
+    from backends.registry import default_registry
+    from storage import open_store
+    from ui.services import ArenaServices
+
+    context = multiprocessing.get_context("spawn")
+    ready, stop = context.Queue(), context.Event()
+    process = context.Process(target=serve_openai, args=(tokens, ready, stop), daemon=True)
+    process.start()
+    try:
+        urls = ready.get(timeout=120)
+        backends: list[TimedBackend] = []
+        registry = Registry()
+
+        def create(spec: VariantSpec, backend_context: BackendContext) -> TimedBackend:
+            index = int(spec.target.removeprefix("p"))
+            inner = default_registry().create(f"openai:{urls[index]}#p{index}", backend_context)
+            backends.append(TimedBackend(inner))
+            return backends[-1]
+
+        registry.register("bench", create, summary="benchmark", example="bench:p0", local_compute=False)
+        db = folder / "bench.db"
+        lineup = create_lineup([VariantSpec.parse(f"bench:p{i}") for i in range(PANELS)], registry,
+                               Settings(folder, folder, db))
+        services = ArenaServices(lineup, open_store(db), timeout_s=60)
+        services.start_loading()
+        services.wait_loaded(60)
+        yield services, backends, ["".join(f" t{i}" for i in range(tokens))] * PANELS
+    finally:
+        stop.set()
+        process.join(10)
 
 
 # Runs in the page: when each answer box first shows text and when it shows its final text.
@@ -217,6 +269,11 @@ def stream_once(browser: Browser, url: str, backends: Sequence[TimedBackend], fi
         open_app(page, url)
         offset, _ = clock_offset_s(page)
         type_prompt(page, "compare-prompt", "Stream as fast as you can")
+        if page.locator("#compare-settings").count():  # the app: ask for every token (the form says 256)
+            page.click("#compare-settings")
+            number = page.locator("#compare-max-new-tokens input[type=number]")
+            number.fill(str(len(finals[0].split())))
+            number.press("Enter")
         panels = [f"compare-panel-{i}" for i in range(PANELS)]
         page.evaluate(_RECORD_JS, {"panels": panels, "finals": list(finals)})
         run = StreamRun(clicked=time.time())
@@ -247,7 +304,7 @@ def minimal_blocks(services: ArenaServices) -> Any:
 
     async def run(prompt: str) -> AsyncIterator[list[str]]:
         panels = [PanelView(v.name) for v in variants]
-        async for views, _ in stream_panels(variants, Request(prompt=prompt or "x"), panels):
+        async for views, _ in stream_panels(variants, Request(prompt=prompt or "x", max_new_tokens=4096), panels):
             yield [view.answer for view in views]
 
     with gr.Blocks() as blocks:
@@ -302,19 +359,25 @@ def report_streaming(name: str, results: Sequence[StreamRun], per_panel: bool) -
 
 
 def bench_streaming(browser: Browser, runs: int, tokens: int, baseline: bool,
-                    delay_s: float = 0.0) -> tuple[float, float]:
+                    delay_s: float = 0.0, remote: bool = False) -> tuple[float, float]:
     """Run (a) on the app (and, side by side, on `minimal_blocks`); return the app's worst TTFT lag
     and final lag in ms."""
     import gradio as gr
 
     from ui.app import CSS, ArenaApp
 
-    with tempfile.TemporaryDirectory(prefix="bench-ui-") as tmp:
-        services, backends, finals = bench_services(tokens, Path(tmp), delay_s)
+    with tempfile.TemporaryDirectory(prefix="bench-ui-") as tmp, contextlib.ExitStack() as stack:
+        if remote:
+            services, backends, finals = stack.enter_context(remote_services(tokens, Path(tmp)))
+        else:
+            services, backends, finals = bench_services(tokens, Path(tmp), delay_s)
         try:
             app = ArenaApp(services)
             pace = f"{delay_s * 1000:g} ms apart" if delay_s else "no delay"
-            print(f"(a) streaming: {PANELS} panels x {tokens} one-token chunks, {pace}; {runs} run(s) each "
+            source = ("openai: variants on loopback servers in another process" if remote
+                      else "scripted backends in the app's own event loop")
+            print(f"(a) streaming, {source}:")
+            print(f"    {PANELS} panels x {tokens} one-token chunks, {pace}; {runs} run(s) each "
                   f"after a warm-up; gradio {gr.__version__}; page clock corrected to the server's by the offset "
                   "measured per run (+/- 2 ms)")
             # the chart is drawn by the event's last step, after the stream
@@ -433,6 +496,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-cold", action="store_true", help="only (a)")
     parser.add_argument("--skip-stream", action="store_true", help="only (b)")
     parser.add_argument("--no-baseline", action="store_true", help="(a) without the bare-Blocks comparison")
+    parser.add_argument("--remote", action="store_true",
+                        help="(a) from openai: variants whose servers run in another process, streaming as fast "
+                             "as they can (as real backends do: the app's loop only receives the chunks)")
     parser.add_argument("--token-delay-ms", type=float, default=0.0,
                         help="(a) with this pause between tokens, for investigation (default 0: the target's case)")
     args = parser.parse_args(argv)
@@ -443,7 +509,7 @@ def main(argv: list[str] | None = None) -> int:
         met = True
         if not args.skip_stream:
             ttft, final = bench_streaming(browser, args.runs, args.tokens, not args.no_baseline,
-                                          args.token_delay_ms / 1000)
+                                          args.token_delay_ms / 1000, remote=args.remote)
             met &= ttft <= TTFT_TARGET_MS and final <= FINAL_TARGET_MS
         if not args.skip_cold:
             met &= bench_cold_start(browser, args.cold_runs) < COLD_START_TARGET_S

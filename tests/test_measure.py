@@ -176,3 +176,30 @@ def test_the_same_variant_twice_needs_distinct_labels(tmp_path: Path) -> None:
 
     with pytest.raises(UsageError, match="listed twice"):
         create_lineup([VariantSpec.parse("scripted:a"), VariantSpec.parse("scripted:a")], registry, settings)
+
+
+class BufferedBackend(ScriptedBackend):
+    """A stream whose data is all buffered already: it never suspends on its own."""
+
+    async def stream(self, request: Request):  # type: ignore[override]
+        for step in self.steps:
+            if step.chunk is not None:
+                yield step.chunk
+            time.sleep(step.delay_s)  # busy work between chunks, holding the event loop
+
+
+def test_a_stream_that_never_suspends_does_not_hold_back_the_others(tmp_path: Path) -> None:
+    hog = BufferedBackend("hog", tokens(400, 0.0001))
+    polite = ScriptedBackend("polite", tokens(3, 0.0))
+    lineup = _lineup({"hog": hog, "polite": polite}, tmp_path)
+
+    async def arrivals() -> dict[str, list[float]]:
+        seen: dict[str, list[float]] = {"scripted:hog": [], "scripted:polite": []}
+        async for update in fan_out(lineup.variants, REQUEST):
+            if update.chunk is not None:
+                seen[update.variant].append(update.at)
+        return seen
+
+    seen = asyncio.run(arrivals())
+    assert len(seen["scripted:hog"]) == 400
+    assert max(seen["scripted:polite"]) < max(seen["scripted:hog"])  # served while the hog streamed

@@ -98,7 +98,7 @@ class ArenaApp:
             self.start_compare, [c.variants, c.prompt, c.settings.thinking], compare_outputs, api_visibility="private"
         ).success(
             self.run_compare, [self.session, c.variants, c.prompt, *c.settings.inputs],
-            [o for p in c.panels for o in p.live_outputs], api_name="compare",
+            [o for p in c.panels for o in p.live_outputs], api_name="compare", postprocess=False,
         )
         stream.success(self.finish_compare, [self.session], [self.session, *compare_outputs],
                        api_visibility="private")
@@ -115,7 +115,7 @@ class ArenaApp:
             self.start_battle, [b.settings.thinking], battle_outputs[1:], api_visibility="private"
         ).success(
             self.run_battle, [self.session, b.prompt, *b.settings.inputs],
-            [o for p in b.panels for o in p.live_outputs], api_name="battle",
+            [o for p in b.panels for o in p.live_outputs], api_name="battle", postprocess=False,
         ).success(self.finish_battle, [self.session], battle_outputs, api_visibility="private")
         for outcome, button in b.votes.items():
             button.click(functools.partial(self.vote_battle, outcome), [self.session],

@@ -116,7 +116,7 @@ def render_settings(prefix: str) -> FormSettings:
         with gr.Row():
             temperature = gr.Slider(0, 2, value=0, step=0.05, label="Temperature (0 = greedy)")
             top_p = gr.Slider(0.05, 1, value=1, step=0.05, label="Top-p")
-            max_new = gr.Slider(1, 4096, value=256, step=1, label="Max new tokens")
+            max_new = gr.Slider(1, 4096, value=256, step=1, label="Max new tokens", elem_id=f"{prefix}-max-new-tokens")
             seed = gr.Number(value=None, precision=0, label="Seed (empty: none)")
         thinking = gr.Checkbox(label="Thinking (the chat template's enable_thinking)", value=False)
         tools = gr.Code(label="Tools (JSON list of OpenAI-style functions)", language="json", value="")
