@@ -12,6 +12,7 @@ import pytest
 
 from arena.errors import UsageError
 from arena.ratings import PairOutcome
+from storage import fastchat_scan
 from storage.fastchat import (
     BattleRecord,
     Message,
@@ -302,6 +303,49 @@ def test_fast_path_agrees_with_the_slow_path_on_the_same_battles(tmp_path: Path)
     assert fast_table.battles.models == slow_table.battles.models
     for column in ("a", "b", "outcome", "tstamp"):
         np.testing.assert_array_equal(getattr(fast_table.battles, column), getattr(slow_table.battles, column))
+
+
+def _many(count: int) -> list[BattleRecord]:
+    rng = np.random.default_rng(1)
+    names = ["e2b", "e4b", "26b-a4b", "31b"]
+    outcomes = ["a", "b", "tie", "both_bad"]
+    records = []
+    for i in range(count):
+        first, second = rng.choice(len(names), 2, replace=False)
+        records.append(BattleRecord(names[first], names[second], outcomes[rng.integers(4)], 1e9 + i))
+    return records
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "json"])
+def test_a_large_file_read_in_two_halves_at_once_gives_the_same_table(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fmt: str
+) -> None:
+    path = tmp_path / f"battles.{fmt}"
+    write_battles(_many(3001), path, format=fmt)
+    whole = read_battle_table(path)
+    monkeypatch.setattr(fastchat_scan, "_PARALLEL_BYTES", 1024)  # split even this small file
+    splits: list[int | None] = []
+    real = fastchat_scan._middle
+    monkeypatch.setattr(fastchat_scan, "_middle", lambda *a: splits.append(real(*a)) or splits[-1])
+    halves = read_battle_table(path)
+    assert splits and splits[0] and halves.fast and whole.fast  # it was split, and read fast
+    assert halves.battles.models == whole.battles.models
+    for column in ("a", "b", "outcome", "tstamp"):
+        np.testing.assert_array_equal(getattr(halves.battles, column), getattr(whole.battles, column))
+
+
+def test_a_bad_line_in_the_second_half_still_sends_the_file_to_the_slow_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "battles.jsonl"
+    write_battles(_many(2000), path)
+    lines = path.read_text().splitlines()
+    lines[1500] = json.dumps({"model_b": "31b", "model_a": "e2b", "winner": "model_a", "tstamp": 5.0})
+    path.write_text("\n".join(lines) + "\n")
+    monkeypatch.setattr(fastchat_scan, "_PARALLEL_BYTES", 1024)
+    table = read_battle_table(path)
+    assert not table.fast and len(table.battles) == 2000
+    assert table.battles.pairs()[1500] == PairOutcome("e2b", "31b", "a", 5.0)
 
 
 @pytest.mark.parametrize(
