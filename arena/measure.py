@@ -200,7 +200,7 @@ async def measure(
         weights_bytes=(memory.weights_bytes if memory and memory.weights_bytes else weights_bytes),
         memory_kind=memory.kind if memory else "",
         token_source=source,
-        server=usage.server if usage else MappingProxyType({}),
+        server=MappingProxyType({**(usage.server if usage else {}), **(memory.server if memory else {})}),
     )
     return Result(
         variant=name or backend.name,

@@ -185,6 +185,8 @@ class MemoryReport:
     peak_bytes: int | None
     weights_bytes: int | None
     kind: str
+    #: The engine's own memory figures, named as it names them (e.g. Ollama's size_vram).
+    server: Mapping[str, float] = field(default_factory=dict)
 
 
 @runtime_checkable

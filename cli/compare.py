@@ -151,4 +151,6 @@ def render_text(result: Result) -> str:
         f"peak memory {format_bytes(s.peak_memory_bytes)} ({s.memory_kind or 'n/a'}) | "
         f"weights {format_bytes(s.weights_bytes)} | load {format_seconds(s.load_s)}"
     )
+    if s.server:  # the engine's own figures, beside ours, never mixed in
+        lines.append("engine's own figures: " + ", ".join(f"{k} {v:.4g}" for k, v in sorted(s.server.items())))
     return "\n".join(lines) + "\n"

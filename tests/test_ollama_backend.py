@@ -79,6 +79,9 @@ def test_measured_result_uses_ollama_token_counts_and_shows_its_figures(fake_oll
     assert result.stats.server["eval_count"] == 6
     assert result.stats.memory_kind == "server"
     assert result.stats.peak_memory_bytes == PLAIN.size + 400_000_000  # /api/ps `size`
+    # Ollama's own memory figures, beside ours: all it holds, and the part on the GPU (none here)
+    assert result.stats.server["ps_size_bytes"] == PLAIN.size + 400_000_000
+    assert result.stats.server["ps_size_vram_bytes"] == PLAIN.size_vram
     assert result.stats.weights_bytes == PLAIN.size  # /api/tags size on disk
     assert report.weights_bytes == PLAIN.size and report.quantization == "Q4_K_M"
 

@@ -42,6 +42,16 @@ def test_variants_discover_command_prints_the_specs(
     assert {m["tag"] for m in json.loads(capsys.readouterr().out)} >= {"gemma4:e4b", "gemma4:31b"}
 
 
+def test_compare_prints_ollamas_own_figures_beside_ours(
+    fake_ollama: FakeOllama, capsys: pytest.CaptureFixture[str], settings: Settings
+) -> None:
+    spec = f"ollama:{TEXT_ONLY.tag}?host={fake_ollama.url}"
+    assert cli_main(["compare", "--variants", spec, "--prompt", "count"], settings=settings) == 0
+    out = capsys.readouterr().out
+    assert "TTFT" in out and "engine's own figures:" in out
+    assert "eval_count" in out and "ps_size_vram_bytes 0" in out
+
+
 def test_ollama_variant_in_the_toml_file_takes_every_key_as_an_option(
     fake_ollama: FakeOllama, tmp_path: Path
 ) -> None:

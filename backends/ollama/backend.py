@@ -143,11 +143,14 @@ class OllamaBackend:
     async def memory(self) -> MemoryReport:
         """Ollama's `/api/ps` for this model: `size` (all it holds: weights, KV cache, buffers;
         current, not a peak) as peak_bytes, the pulled model's size on disk as weights_bytes.
-        `placement` keeps the GPU share (`size_vram`)."""
+        Both `size` and the GPU share `size_vram` are also given as the engine's own figures."""
         with contextlib.suppress(ArenaError, httpx.HTTPError, ConnectionError, ollama.ResponseError):
-            entry = await self._placement(self._clients.get())
-            size = int(entry.size) if entry is not None and entry.size is not None else None
-            self._memory = MemoryReport(peak_bytes=size, weights_bytes=self._weights_bytes, kind="server")
+            await self._placement(self._clients.get())
+            size, vram = self.placement or (None, None)
+            figures = {name: float(v) for name, v in (("ps_size_bytes", size), ("ps_size_vram_bytes", vram))
+                       if v is not None}
+            self._memory = MemoryReport(peak_bytes=size, weights_bytes=self._weights_bytes, kind="server",
+                                        server=figures)
         return self._memory
 
     async def close(self) -> None:
@@ -156,11 +159,10 @@ class OllamaBackend:
     # ---------------------------------------------------------------- plumbing
     async def _placement(self, client: ollama.AsyncClient) -> Any | None:
         entry = find_model((await client.ps()).models, self.options.full_tag)
-        if entry is not None:
-            self.placement = (
-                int(entry.size) if entry.size is not None else None,
-                int(entry.size_vram) if entry.size_vram is not None else None,
-            )
+        self.placement = None if entry is None else (
+            int(entry.size) if entry.size is not None else None,
+            int(entry.size_vram) if entry.size_vram is not None else None,
+        )
         return entry
 
     def _status_error(self, exc: ollama.ResponseError) -> VariantError:
