@@ -14,6 +14,11 @@ from storage import VariantSpeed
 _COLOURS = ["#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860", "#DA8BC3", "#8C8C8C"]
 
 
+def _label(name: str, width: int = 28) -> str:
+    """Names as chart labels: a very long one is cut, so the plot keeps its room."""
+    return name if len(name) <= width else name[: width - 1] + "…"
+
+
 def _figure(width: float, height: float, ncols: int = 1) -> tuple[Any, Any]:
     import matplotlib
 
@@ -28,7 +33,7 @@ def _figure(width: float, height: float, ncols: int = 1) -> tuple[Any, Any]:
 def stats_chart(results: Sequence[Result]) -> Any:
     """Bars comparing the variants of one comparison: TTFT, decode speed, total time, peak memory."""
     measured = [r for r in results if r.ok]
-    names = [r.variant for r in measured]
+    names = [_label(r.variant) for r in measured]
     panels = [
         ("time to first token (s)", [r.stats.ttft_s for r in measured]),
         ("decode (tokens/s)", [r.stats.tokens_per_s for r in measured]),
@@ -63,7 +68,7 @@ def ci_chart(board: Leaderboard) -> Any:
     low = ratings - np.array([r.ci_low for r in rows])
     high = np.array([r.ci_high for r in rows]) - ratings
     ax.errorbar(ratings, y, xerr=[low, high], fmt="o", color=_COLOURS[0], ecolor="#888", capsize=4)
-    ax.set_yticks(y, [f"{r.variant} (#{r.rank})" for r in rows], fontsize=8)
+    ax.set_yticks(y, [f"{_label(r.variant)} (#{r.rank})" for r in rows], fontsize=8)
     ax.set_xlabel(f"rating (Bradley-Terry, 95 % CI; {board.anchor})", fontsize=8)
     ax.grid(axis="x", alpha=0.3)
     return fig
@@ -72,7 +77,7 @@ def ci_chart(board: Leaderboard) -> Any:
 def win_rate_chart(board: Leaderboard) -> Any:
     """Pairwise win rates (row beats column, ties as half) and the battle counts behind them."""
     fig, axes = _figure(10, 0.8 + 0.5 * max(2, len(board.models)), ncols=2)
-    names = list(board.models)
+    names = [_label(m) for m in board.models]
     for ax, matrix, title, fmt in (
         (axes[0], board.win_rate, "win rate of row over column", "{:.0%}"),
         (axes[1], board.battle_count, "battles", "{:.0f}"),
@@ -110,7 +115,7 @@ def quality_speed_chart(board: Leaderboard, speeds: Sequence[VariantSpeed]) -> A
         for n, (row, x) in enumerate(points):
             ax.errorbar(x, row.rating, yerr=[[row.rating - row.ci_low], [row.ci_high - row.rating]],
                         fmt="o", color=_COLOURS[n % len(_COLOURS)], capsize=4)
-            ax.annotate(row.variant, (x, row.rating), textcoords="offset points", xytext=(6, 4), fontsize=8)
+            ax.annotate(_label(row.variant), (x, row.rating), textcoords="offset points", xytext=(6, 4), fontsize=8)
         ax.set_xlabel(label, fontsize=9)
         ax.set_ylabel("rating", fontsize=9)
         ax.grid(alpha=0.3)
