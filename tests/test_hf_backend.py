@@ -293,3 +293,18 @@ def test_in_process_mode_answers_without_a_worker(settings: Settings) -> None:
         assert "in-process" in result.stats.memory_kind
     finally:
         asyncio.run(lineup.close())
+
+
+def test_bitsandbytes_and_device_map_take_the_checkpoint_path(pair: Lineup, settings: Settings) -> None:
+    """The options a real 26B/31B checkpoint needs (4-bit NF4, device_map=auto) on the tiny model."""
+    lineup = load(["demo:e2b?quantize=4bit&label=e2b-4bit", "demo:e2b?device_map=auto&label=e2b-auto"], settings)
+    try:
+        quantized, mapped = lineup.variants
+        assert quantized.available and mapped.available, [v.error for v in lineup.variants]
+        assert quantized.report is not None and quantized.report.quantization == "4bit"
+        plain_weights = pair.variants[0].weights_bytes
+        assert quantized.weights_bytes and plain_weights and quantized.weights_bytes < plain_weights
+        results = asyncio.run(run_all(lineup.variants, Request(prompt="hi", max_new_tokens=6)))
+        assert all(r.ok and r.stats.output_tokens == 6 for r in results), [r.error for r in results]
+    finally:
+        asyncio.run(lineup.close())
