@@ -19,7 +19,6 @@ load average, since other work on it shows up in the timings.
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import platform
 import statistics
@@ -33,14 +32,13 @@ from typing import TypeVar
 
 import numpy as np
 import scipy
-from scipy.optimize import minimize
-from scipy.special import expit, log_expit
 
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from arena.ratings import OUTCOMES, Battles, aggregate, bootstrap, compute_leaderboard, fit_bradley_terry, online_elo
 from storage.fastchat import BattleRecord, read_battle_table, read_battles, write_battles
+from tests.support.bt_reference import scipy_reference_elo
 
 T = TypeVar("T")
 TARGET_COUNTS_S = 1.0
@@ -98,27 +96,6 @@ def timed(run: Callable[[], T], repeat: int) -> tuple[list[float], T]:
         result = run()
         times.append(time.perf_counter() - start)
     return times, result
-
-
-def scipy_reference_elo(battles: Battles) -> np.ndarray:
-    """Independent of arena.bradley_terry: per-battle log-likelihood, ties half, L-BFGS, mean 1000."""
-    score = np.array([1.0, 0.0, 0.5, 0.5])[battles.outcome]
-    a, b, m, alpha = battles.a, battles.b, len(battles.models), math.log(10.0)
-
-    def loss_and_grad(r: np.ndarray) -> tuple[float, np.ndarray]:
-        d = alpha * (r[a] - r[b])
-        g = -alpha * (score - expit(d))
-        loss = -(score * log_expit(d) + (1 - score) * log_expit(-d)).sum()
-        return float(loss), np.bincount(a, g, m) - np.bincount(b, g, m)
-
-    fit = minimize(
-        loss_and_grad,
-        np.zeros(m),
-        jac=True,
-        method="L-BFGS-B",
-        options={"gtol": 1e-11, "ftol": 1e-16, "maxiter": 20_000},
-    ).x
-    return 400.0 * (fit - fit.mean()) + 1000.0
 
 
 def line(label: str, times: list[float], target: float | None = None) -> str:

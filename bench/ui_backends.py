@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -71,20 +71,21 @@ def burst(tokens: int, delay_s: float = 0.0) -> tuple[list[Step], str]:
 def bench_services(tokens: int, folder: Path, delay_s: float = 0.0) -> tuple[ArenaServices, list[TimedBackend],
                                                                             list[str]]:
     """Services on PANELS timed scripted backends (`bench:p0` ...), loaded; and each one's answer."""
-    from storage import open_store
-    from ui.services import ArenaServices
-
     backends, finals = [], []
     for i in range(PANELS):
         steps, final = burst(tokens, delay_s)
         backends.append(TimedBackend(ScriptedBackend(f"p{i}", steps, Capabilities(frozenset({"text"})))))
         finals.append(final)
     by_target = {b.name: b for b in backends}
+    return _loaded_services(folder, lambda spec, context: by_target[spec.target]), backends, finals
+
+
+def _loaded_services(folder: Path, create: Callable[[VariantSpec, BackendContext], TimedBackend]) -> ArenaServices:
+    """Services on the PANELS variants `bench:p0` ... that `create` makes, loaded."""
+    from storage import open_store
+    from ui.services import ArenaServices
+
     registry = Registry()
-
-    def create(spec: VariantSpec, context: BackendContext) -> TimedBackend:
-        return by_target[spec.target]
-
     registry.register("bench", create, summary="benchmark", example="bench:p0", local_compute=False)
     db = folder / "bench.db"
     lineup = create_lineup([VariantSpec.parse(f"bench:p{i}") for i in range(PANELS)], registry,
@@ -92,7 +93,7 @@ def bench_services(tokens: int, folder: Path, delay_s: float = 0.0) -> tuple[Are
     services = ArenaServices(lineup, open_store(db), timeout_s=60)
     services.start_loading()
     services.wait_loaded(60)
-    return services, backends, finals
+    return services
 
 
 def serve_openai(tokens: int, ready: Any, stop: Any) -> None:
@@ -115,8 +116,6 @@ def remote_services(tokens: int, folder: Path) -> Iterator[tuple[ArenaServices, 
     import multiprocessing
 
     from backends.registry import default_registry
-    from storage import open_store
-    from ui.services import ArenaServices
 
     context = multiprocessing.get_context("spawn")
     ready, stop = context.Queue(), context.Event()
@@ -125,7 +124,6 @@ def remote_services(tokens: int, folder: Path) -> Iterator[tuple[ArenaServices, 
     try:
         urls = ready.get(timeout=120)
         backends: list[TimedBackend] = []
-        registry = Registry()
 
         def create(spec: VariantSpec, backend_context: BackendContext) -> TimedBackend:
             index = int(spec.target.removeprefix("p"))
@@ -133,13 +131,7 @@ def remote_services(tokens: int, folder: Path) -> Iterator[tuple[ArenaServices, 
             backends.append(TimedBackend(inner))
             return backends[-1]
 
-        registry.register("bench", create, summary="benchmark", example="bench:p0", local_compute=False)
-        db = folder / "bench.db"
-        lineup = create_lineup([VariantSpec.parse(f"bench:p{i}") for i in range(PANELS)], registry,
-                               Settings(folder, folder, db))
-        services = ArenaServices(lineup, open_store(db), timeout_s=60)
-        services.start_loading()
-        services.wait_loaded(60)
+        services = _loaded_services(folder, create)
         yield services, backends, ["".join(f" t{i}" for i in range(tokens))] * PANELS
     finally:
         stop.set()

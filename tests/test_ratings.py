@@ -12,8 +12,6 @@ from collections.abc import Sequence
 
 import numpy as np
 import pytest
-from scipy.optimize import minimize
-from scipy.special import expit, log_expit
 
 from arena.errors import UsageError
 from arena.ratings import (
@@ -30,31 +28,9 @@ from arena.ratings import (
     rank_by_upper_bound,
     win_rate_matrix,
 )
+from tests.support.bt_reference import scipy_reference_elo
 
 P = PairOutcome
-
-
-def scipy_reference_elo(battles: Battles) -> np.ndarray:
-    """FastChat's model, fitted the slow way: every battle its own term, scipy L-BFGS, mean 1000."""
-    score = np.array([1.0, 0.0, 0.5, 0.5])[battles.outcome]
-    a, b, m = battles.a, battles.b, len(battles.models)
-    alpha = math.log(10.0)
-
-    def loss_and_grad(r: np.ndarray) -> tuple[float, np.ndarray]:
-        d = alpha * (r[a] - r[b])
-        loss = -(score * log_expit(d) + (1.0 - score) * log_expit(-d)).sum()
-        g = -alpha * (score - expit(d))
-        return float(loss), np.bincount(a, g, m) - np.bincount(b, g, m)
-
-    result = minimize(
-        loss_and_grad,
-        np.zeros(m),
-        jac=True,
-        method="L-BFGS-B",
-        options={"gtol": 1e-11, "ftol": 1e-16, "maxiter": 20_000},
-    )
-    r = result.x - result.x.mean()
-    return 400.0 * r + 1000.0
 
 
 def synthetic(true_elo: Sequence[float] | np.ndarray, n: int, seed: int, tie_rate: float = 0.1) -> Battles:

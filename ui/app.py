@@ -33,7 +33,7 @@ from ui.layout import (
     render_leaderboard,
     render_variants,
 )
-from ui.leaderboard import build_view
+from ui.leaderboard import build_view, compute_board
 from ui.services import ArenaServices
 from ui.views import PanelView, md_escape
 
@@ -285,8 +285,8 @@ class ArenaApp:
         out = self.export_dir / f"gemma-arena-{fmt}.{suffix}"
         try:
             if fmt == "leaderboard-csv":
-                view = await asyncio.to_thread(build_view, self.services, "all")
-                await asyncio.to_thread(write_leaderboard_csv, view.board.rows, out)
+                board = await asyncio.to_thread(compute_board, self.services, "all")
+                await asyncio.to_thread(write_leaderboard_csv, board.rows, out)
             else:
                 await asyncio.to_thread(self.services.store.export, fmt, out)
         except ArenaError as exc:

@@ -13,7 +13,7 @@ from typing import Any
 
 from arena.errors import StorageError, UsageError
 from arena.measure import Result
-from arena.requests import build_request, split_media
+from arena.requests import AUDIO_SUFFIXES, IMAGE_SUFFIXES, build_request, split_media
 from backends.base import Request
 from ui.services import ArenaServices
 from ui.views import PanelView, md_escape
@@ -81,8 +81,6 @@ def _path(item: Any) -> str:
 
 def modalities_of(message: dict[str, Any] | str | None) -> set[str]:
     """Which media a not-yet-sent message carries, judged by file type (nothing is read)."""
-    from arena.requests import AUDIO_SUFFIXES, IMAGE_SUFFIXES
-
     found = set()
     for item in as_message(message).get("files") or []:
         suffix = "." + _path(item).rsplit(".", 1)[-1].lower()

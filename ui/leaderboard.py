@@ -40,9 +40,13 @@ def table_rows(board: Leaderboard) -> list[list[Any]]:
     ]
 
 
+def compute_board(services: ArenaServices, category: str = "all", rounds: int = 1000) -> Leaderboard:
+    """The ratings of the stored votes in `category` (what the tab and the CSV export show)."""
+    return compute_leaderboard(Battles.from_pairs(services.store.pair_outcomes(category)), rounds=rounds, seed=0)
+
+
 def build_view(services: ArenaServices, category: str = "all", rounds: int = 1000) -> LeaderboardView:
-    pairs = services.store.pair_outcomes(category)
-    board = compute_leaderboard(Battles.from_pairs(pairs), rounds=rounds, seed=0)
+    board = compute_board(services, category, rounds)
     speeds = services.store.speed_by_variant()
     summary = (
         f"{board.battles} pairwise outcome(s) in **{CATEGORY_LABELS.get(category, category)}**; "

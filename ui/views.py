@@ -6,6 +6,7 @@ boxes. Everything that does go into Markdown (names, errors, stats) passes throu
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, replace
 
@@ -48,8 +49,6 @@ class PanelView:
 
 
 def _json(value: object) -> str:
-    import json
-
     return json.dumps(value, ensure_ascii=False)
 
 
