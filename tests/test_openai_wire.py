@@ -203,6 +203,24 @@ def test_error_event_inside_the_stream_is_a_generation_error() -> None:
     assert isinstance(error, GenerationError) and "stopped with an error mid-answer: CUDA out of memory" in str(error)
 
 
+def test_an_event_that_is_not_a_json_object_is_a_generation_error_naming_it() -> None:
+    body = b'data: ["not", "a", "chunk"]\n\n' + sse(delta(content="!", finish="stop"))
+    error = fails_with(backend_with(Wire(body)))
+    assert isinstance(error, GenerationError)
+    assert "sent a stream event that is not a JSON object: \"['not', 'a', 'chunk']\"" in str(error)
+
+
+def test_null_and_missing_fields_in_chunks_are_read_as_absent() -> None:
+    # what some servers send: null choices, null delta, null content, a usage without counts
+    odd = [{"id": "c1", "choices": None}, {"id": "c1", "choices": [{"index": 0, "delta": None, "finish_reason": None}]},
+           delta(content=None, role="assistant"), delta(content="Hi"), delta(finish="stop"),
+           {"id": "c1", "choices": [], "usage": {"prompt_tokens": None, "completion_tokens": 2}}]
+    chunks = collect(backend_with(Wire(sse(*odd))))
+    assert [c.text for c in chunks if c.text] == ["Hi"]
+    usage = chunks[-1].usage
+    assert usage is not None and usage.input_tokens is None and usage.output_tokens == 2
+
+
 @pytest.mark.parametrize(("status", "says"), [
     (429, "rate-limiting or busy (429 Too Many Requests): wait and retry"),
     (500, "The server failed (500): check its log"),

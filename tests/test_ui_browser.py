@@ -165,7 +165,8 @@ def test_compare_streams_every_shown_panel_then_shows_its_stats(demo_server: Ser
     type_prompt(page, "compare-prompt", "Which Gemma fits my laptop?")
     panels = [f"compare-panel-{i}" for i in range(len(DEMO))]
     watch = Watch(page, [Probe(p, f"#{p} .answer textarea") for p in panels]
-                  + [Probe(f"{p}/stats", f"#{p} .stats", "text") for p in panels])
+                  + [Probe(f"{p}/stats", f"#{p} .stats", "text") for p in panels]
+                  + [Probe("progress", "#compare-status [data-testid=status-tracker]", "html")])
     page.click("#compare-send")
     page.wait_for_function("() => document.querySelector('#compare-panel-0 .answer textarea').value !== ''")
     page.locator("#compare-panel-0").scroll_into_view_if_needed()
@@ -188,6 +189,11 @@ def test_compare_streams_every_shown_panel_then_shows_its_stats(demo_server: Ser
         stats_shown = next(t for t, v in stats if v and "TTFT" in v)
         assert stats_shown >= answer_done - 1  # stats come with the final answer, not before it
         assert "tok/s" in stats[-1][1] and "peak memory" in stats[-1][1]
+    # Gradio's progress shows on the status line under Send while the answers stream, then goes
+    progress = series["progress"]
+    first_token = min(next(t for t, v in series[p] if v) for p in panels)
+    assert any("generating" in v for t, v in progress if t >= first_token), progress
+    assert " hide" in progress[-1][1]
     assert page.locator("#compare-panel-2").is_hidden() and page.locator("#compare-panel-3").is_hidden()
     _assert_png(streaming_shot)
     _assert_png(final_shot)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -93,3 +94,20 @@ def test_export_downloads_the_votes_as_fastchat_battles(server: tuple[ArenaServi
     battles = [json.loads(line) for line in Path(exported["path"]).read_text().splitlines()]
     assert len(battles) == len(services.store.pair_outcomes()) >= 1
     assert {"model_a", "model_b", "winner"} <= set(battles[-1]) and battles[-1]["winner"] == "tie"
+
+
+def test_no_event_shows_progress_on_more_than_one_component(server: tuple[ArenaServices, str]) -> None:
+    """The page refreshes the loading status of every component any event has targeted, on every
+    message of every event (see ui.app.ArenaApp._wire): the config the browser gets names one
+    progress target at most for each event, never Gradio's default of all its outputs."""
+    _, url = server
+    with urllib.request.urlopen(f"{url}config", timeout=30) as response:
+        events = [d for d in json.load(response)["dependencies"] if d["backend_fn"]]
+    assert len(events) > 20
+    too_many = [(d["api_name"], d["show_progress_on"]) for d in events
+                if d["show_progress_on"] is None or len(d["show_progress_on"]) > 1]
+    assert too_many == []
+    # the streams show theirs on one status line each, not on the panels they update
+    streaming = [d for d in events if d["api_name"] in ("compare", "battle")]
+    assert len(streaming) == 2 and all(len(d["show_progress_on"]) == 1 for d in streaming)
+    assert not set(d["show_progress_on"][0] for d in streaming) & {o for d in streaming for o in d["outputs"]}

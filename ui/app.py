@@ -46,6 +46,7 @@ DEMO_NOTICE = (
 CSS = """
 .arena-panel { border: 1px solid var(--border-color-primary); border-radius: 8px; padding: 6px; }
 .arena-panel .stats { font-size: 0.85em; }
+.send-status { min-height: 2em; }
 """
 
 
@@ -87,50 +88,71 @@ class ArenaApp:
     # ------------------------------------------------------------------ wiring
     def _wire(self) -> None:
         """Every event, in one place. Sending is three steps: set the panels up, stream (only the
-        text boxes are outputs, so each update is cheap), then show stats, chart and votes."""
+        text boxes are outputs, so each update is cheap), then show stats, chart and votes.
+
+        Every event says where its progress shows (`progress_on`): Gradio's page keeps a loading
+        status for each component any event has ever had as a target, and refreshes all of them,
+        copying each one's props (and its children's), on every message of every event. With the
+        default (all outputs) a session that had sent one prompt held ~50 such components; each
+        streamed update then cost the page ~25 ms and the first token waited ~80 ms behind them
+        (docs/benchmarks.md). So progress shows on one component where it tells the user
+        something (a status line under Send while an answer streams), and nowhere else.
+        """
         c, b, lb, v, ex = self.compare, self.battle, self.leaderboard, self.variants, self.export
         compare_outputs = [c.chart, c.best, c.vote_best, c.vote_ranking, c.vote_message, *c.ranks]
         compare_outputs += [o for p in c.panels for o in p.outputs]
-        preview = {"fn": self.preview_compare, "inputs": [c.variants, c.prompt], "outputs": compare_outputs}
-        c.variants.change(**preview, api_visibility="private")
-        c.prompt.change(**preview, api_visibility="private", trigger_mode="always_last")
+        preview = {"fn": self.preview_compare, "inputs": [c.variants, c.prompt], "outputs": compare_outputs,
+                   **progress_on(), "api_visibility": "private"}
+        c.variants.change(**preview)
+        c.prompt.change(**preview, trigger_mode="always_last")
         stream = c.send.click(
-            self.start_compare, [c.variants, c.prompt, c.settings.thinking], compare_outputs, api_visibility="private"
+            self.start_compare, [c.variants, c.prompt, c.settings.thinking], compare_outputs,
+            **progress_on(), api_visibility="private",
         ).success(
             self.run_compare, [self.session, c.variants, c.prompt, *c.settings.inputs],
-            [o for p in c.panels for o in p.live_outputs], api_name="compare", postprocess=False,
+            [o for p in c.panels for o in p.live_outputs], **progress_on(c.status), api_name="compare",
+            postprocess=False,
         )
         stream.success(self.finish_compare, [self.session], [self.session, *compare_outputs],
-                       api_visibility="private")
+                       **progress_on(c.chart), api_visibility="private")
         c.stop.click(None, cancels=[stream], api_visibility="private")
         leaderboard_outputs = [lb.summary, lb.table, lb.ci_chart, lb.win_rate_chart, lb.quality_chart]
-        refresh = {"fn": self.refresh_leaderboard, "inputs": [lb.category], "outputs": leaderboard_outputs}
-        c.vote_best.click(self.vote_best, [self.session, c.best], [self.session, c.vote_message, c.vote_best,
-                          c.vote_ranking], api_name="vote_best").then(**refresh)
-        c.vote_ranking.click(self.vote_ranking, [self.session, *c.ranks], [self.session, c.vote_message,
-                             c.vote_best, c.vote_ranking], api_name="vote_ranking").then(**refresh)
+        refresh = {"fn": self.refresh_leaderboard, "inputs": [lb.category], "outputs": leaderboard_outputs,
+                   **progress_on(lb.summary)}
+        compare_vote_outputs = [self.session, c.vote_message, c.vote_best, c.vote_ranking]
+        c.vote_best.click(self.vote_best, [self.session, c.best], compare_vote_outputs,
+                          **progress_on(c.vote_message), api_name="vote_best").then(**refresh)
+        c.vote_ranking.click(self.vote_ranking, [self.session, *c.ranks], compare_vote_outputs,
+                             **progress_on(c.vote_message), api_name="vote_ranking").then(**refresh)
 
         battle_outputs = [self.session, b.reveal, *b.votes.values(), *(o for p in b.panels for o in p.outputs)]
         b.send.click(
-            self.start_battle, [b.settings.thinking], battle_outputs[1:], api_visibility="private"
+            self.start_battle, [b.settings.thinking], battle_outputs[1:], **progress_on(), api_visibility="private"
         ).success(
             self.run_battle, [self.session, b.prompt, *b.settings.inputs],
-            [o for p in b.panels for o in p.live_outputs], api_name="battle", postprocess=False,
-        ).success(self.finish_battle, [self.session], battle_outputs, api_visibility="private")
+            [o for p in b.panels for o in p.live_outputs], **progress_on(b.status), api_name="battle",
+            postprocess=False,
+        ).success(self.finish_battle, [self.session], battle_outputs, **progress_on(), api_visibility="private")
         for outcome, button in b.votes.items():
             button.click(functools.partial(self.vote_battle, outcome), [self.session],
-                         [self.session, b.reveal, *b.votes.values()], api_name=f"vote_{outcome}").then(**refresh)
-        b.new_round.click(self.new_round, [self.session], [*battle_outputs, b.prompt], api_name="new_round")
+                         [self.session, b.reveal, *b.votes.values()], **progress_on(b.reveal),
+                         api_name=f"vote_{outcome}").then(**refresh)
+        b.new_round.click(self.new_round, [self.session], [*battle_outputs, b.prompt], **progress_on(),
+                          api_name="new_round")
 
         lb.category.change(**refresh, api_name="leaderboard")
         lb.refresh.click(**refresh, api_visibility="private")
         # Drawn when the tab is opened, not on page load: the charts take CPU a first prompt needs.
         self.leaderboard_tab.select(**refresh, api_visibility="private")
-        self.blocks.load(self.variant_status, None, [v.table, v.timer], api_visibility="private")
-        v.timer.tick(self.variant_status, None, [v.table, v.timer], api_visibility="private")
-        v.discover.click(self.discover_ollama, [v.discover_host], [v.discovered], api_name="discover_ollama")
+        status = {"fn": self.variant_status, "inputs": None, "outputs": [v.table, v.timer], **progress_on(),
+                  "api_visibility": "private"}
+        self.blocks.load(**status)  # the table has a status column: no spinner over it
+        v.timer.tick(**status)
+        v.discover.click(self.discover_ollama, [v.discover_host], [v.discovered], **progress_on(v.discovered),
+                         api_name="discover_ollama")
         for fmt, button in ex.buttons.items():
-            button.click(functools.partial(self.export_file, fmt), None, [ex.file], api_name=f"export_{fmt}")
+            button.click(functools.partial(self.export_file, fmt), None, [ex.file], **progress_on(ex.file),
+                         api_name=f"export_{fmt}")
 
     # ----------------------------------------------------------------- compare
     def preview_compare(self, selected: list[str], message: dict[str, Any] | None) -> dict[Any, Any]:
@@ -305,3 +327,12 @@ class ArenaApp:
     def _live(views: list[PanelView], panels: int) -> list[str]:
         """The streaming step's values: answer and thinking of each panel, in `live_outputs` order."""
         return [text for i in range(panels) for text in Panel.live(views[i] if i < len(views) else None)]
+
+
+def progress_on(component: Any = None, show: str = "full") -> dict[str, Any]:
+    """An event's progress keywords: Gradio's progress (`show`: "full" is a spinner and a timer,
+    "minimal" the timer alone) on `component` alone, or (None) on nothing. See `ArenaApp._wire`
+    for why no event shows it on all its outputs."""
+    if component is None:
+        return {"show_progress": "hidden", "show_progress_on": []}
+    return {"show_progress": show, "show_progress_on": [component]}

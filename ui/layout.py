@@ -123,6 +123,12 @@ def render_settings(prefix: str) -> FormSettings:
     return FormSettings(system, temperature, top_p, max_new, seed, thinking, tools)
 
 
+def render_status(elem_id: str) -> Any:
+    """An empty line under Send that carries Gradio's progress (spinner and timer) while answers
+    stream: the one component the streaming event shows progress on (see `ui.app.ArenaApp._wire`)."""
+    return gr.Markdown("", elem_id=elem_id, elem_classes=["send-status"])
+
+
 def render_prompt(elem_id: str, placeholder: str) -> Any:
     return gr.MultimodalTextbox(
         elem_id=elem_id,
@@ -141,6 +147,7 @@ class CompareTab:
     prompt: Any
     send: Any
     stop: Any
+    status: Any
     settings: FormSettings
     panels: list[Panel]
     chart: Any
@@ -158,6 +165,7 @@ def render_compare(names: list[str]) -> CompareTab:
     with gr.Row():
         send = gr.Button("Send to all", variant="primary", elem_id="compare-send")
         stop = gr.Button("Stop", variant="stop", elem_id="compare-stop")
+    status = render_status("compare-status")
     settings = render_settings("compare")
     with gr.Row(equal_height=False):
         # one panel per variant selected at load; the rest appear when more are picked
@@ -173,7 +181,7 @@ def render_compare(names: list[str]) -> CompareTab:
                                  elem_id=f"compare-rank-{i}") for i in range(MAX_PANELS)]
             vote_ranking = gr.Button("Submit ranking", elem_id="compare-vote-ranking", interactive=False)
         vote_message = gr.Markdown("", elem_id="compare-vote-message")
-    return CompareTab(variants, prompt, send, stop, settings, panels, chart, best, vote_best, ranks,
+    return CompareTab(variants, prompt, send, stop, status, settings, panels, chart, best, vote_best, ranks,
                       vote_ranking, vote_message)
 
 
@@ -181,6 +189,7 @@ def render_compare(names: list[str]) -> CompareTab:
 class BattleTab:
     prompt: Any
     send: Any
+    status: Any
     settings: FormSettings
     panels: list[Panel]
     votes: dict[str, Any]
@@ -192,6 +201,7 @@ def render_battle() -> BattleTab:
     gr.Markdown("Two anonymous variants answer the same prompt. Vote, and only then see who they were.")
     prompt = render_prompt("battle-prompt", "Type a prompt for a blind battle")
     send = gr.Button("Send", variant="primary", elem_id="battle-send")
+    status = render_status("battle-status")
     settings = render_settings("battle")
     with gr.Row(equal_height=False):
         panels = [render_panel("battle-panel-a", "Model A"), render_panel("battle-panel-b", "Model B")]
@@ -204,7 +214,7 @@ def render_battle() -> BattleTab:
         }
     reveal = gr.Markdown("", elem_id="battle-reveal")
     new_round = gr.Button("New round", elem_id="new-round")
-    return BattleTab(prompt, send, settings, panels, votes, reveal, new_round)
+    return BattleTab(prompt, send, status, settings, panels, votes, reveal, new_round)
 
 
 @dataclass
@@ -223,7 +233,7 @@ def render_leaderboard() -> LeaderboardTab:
         category = gr.Radio([(label, key) for key, label in CATEGORY_LABELS.items()], value="all",
                             label="Category", elem_id="leaderboard-category")
         refresh = gr.Button("Refresh", elem_id="leaderboard-refresh")
-    summary = gr.Markdown("")
+    summary = gr.Markdown("", elem_id="leaderboard-summary")
     table = gr.Dataframe(headers=COLUMNS, value=[], interactive=False, elem_id="leaderboard-table")
     ci_chart = gr.Plot(label="Ratings with 95 % confidence intervals", elem_id="leaderboard-ci")
     quality_chart = gr.Plot(label="Quality against speed and memory, on this machine", elem_id="leaderboard-quality")

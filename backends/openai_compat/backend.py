@@ -17,6 +17,8 @@ from backends.openai_compat.wire import StreamState, chat_parameters
 from backends.remote import PerLoop, ServerRef, status_failure, stream_cut, transport_failure
 
 _NO_MEMORY = MemoryReport(peak_bytes=None, weights_bytes=None, kind="unknown")
+#: A chat-completions stream whose chunks stay plain JSON objects.
+_RawChunks = openai.AsyncStream[object]
 
 
 class OpenAICompatBackend:
@@ -87,14 +89,23 @@ class OpenAICompatBackend:
 
     async def stream(self, request: Request) -> AsyncIterator[Chunk]:
         """Stream the answer; the last chunk carries the server's usage and timings, if any."""
-        parameters = chat_parameters(self.options, request, self._capabilities, self._name)
+        body = chat_parameters(self.options, request, self._capabilities, self._name)
         state = StreamState()
         try:
-            stream = await self._clients.get().chat.completions.create(**parameters)
+            # The SDK's own request, retries, errors and SSE decoding, but chunks left as the JSON
+            # objects they are (see backends.openai_compat.wire).
+            stream = await self._clients.get().post(
+                "/chat/completions", body=body, cast_to=object, stream=True, stream_cls=_RawChunks
+            )
         except (openai.APIError, httpx.HTTPError) as exc:
             raise self._failure(exc) from exc
         try:
             async for completion_chunk in stream:
+                if not isinstance(completion_chunk, dict):
+                    raise GenerationError(
+                        f"{self._name}: {self._ref.server} sent a stream event that is not a JSON object: "
+                        f"{str(completion_chunk)[:200]!r}. Is it an OpenAI-compatible chat server?"
+                    )
                 for chunk in state.read(completion_chunk):
                     yield chunk
         except (openai.APIError, httpx.HTTPError) as exc:

@@ -1,6 +1,11 @@
 """The OpenAI chat-completions wire format: what a Request becomes, and how streamed chunks
 (content, reasoning, tool-call fragments, usage, engine timings) become Chunks.
 
+Chunks are read as the JSON objects the server sent, not as the SDK's typed models: building a
+`ChatCompletionChunk` costs ~110 us of CPU per chunk, a dict ~2 us. At a fast server's pace (4
+variants streaming 2,000 tokens each) the typed models took most of a core, and the UI's first
+token waited behind them (docs/benchmarks.md).
+
 Pure functions and one small accumulator; no I/O here.
 """
 
@@ -25,7 +30,7 @@ _FIGURE_OBJECTS = ("timings", "metrics")
 def chat_parameters(
     options: OpenAIOptions, request: Request, capabilities: Capabilities, variant: str
 ) -> dict[str, Any]:
-    """Keyword arguments for `AsyncOpenAI().chat.completions.create(...)`."""
+    """The JSON body of `POST /chat/completions` (streamed)."""
     content: str | list[dict[str, Any]] = request.prompt
     if request.images or request.audio:
         # Media before the text, as Gemma's own examples place it.
@@ -53,7 +58,7 @@ def chat_parameters(
         parameters["tools"] = [tool.to_openai() for tool in request.tools]
     if capabilities.thinking:
         # Gemma 4's chat template switch; sent both ways so the server's default does not decide.
-        parameters["extra_body"] = {"chat_template_kwargs": {"enable_thinking": request.thinking}}
+        parameters["chat_template_kwargs"] = {"enable_thinking": request.thinking}
     return parameters
 
 
@@ -73,20 +78,22 @@ class StreamState:
     server: dict[str, float] = field(default_factory=dict)
     _calls: dict[int, _PartialCall] = field(default_factory=dict)
 
-    def read(self, chunk: Any) -> Iterator[Chunk]:
-        """The Chunks in one `ChatCompletionChunk`; tool calls are held until they are whole."""
+    def read(self, chunk: Mapping[str, Any]) -> Iterator[Chunk]:
+        """The Chunks in one streamed `chat.completion.chunk` object; tool calls are held until
+        they are whole."""
         self._read_figures(chunk)
-        for choice in chunk.choices or ():
-            delta = choice.delta
-            if delta is not None:
+        for choice in _objects(chunk.get("choices")):
+            delta = choice.get("delta")
+            if isinstance(delta, Mapping):
                 thinking = _reasoning(delta)
                 if thinking:
                     yield Chunk(text=thinking, channel="thinking")
-                if delta.content:
-                    yield Chunk(text=delta.content)
-                for fragment in delta.tool_calls or ():
+                content = delta.get("content")
+                if isinstance(content, str) and content:
+                    yield Chunk(text=content)
+                for fragment in _objects(delta.get("tool_calls")):
                     self._add_call_fragment(fragment)
-            if choice.finish_reason is not None:
+            if choice.get("finish_reason") is not None:
                 self.finished = True
                 yield from self.whole_calls()
 
@@ -101,22 +108,23 @@ class StreamState:
         `server` holds only figures the server sent."""
         return Usage(input_tokens=self.input_tokens, output_tokens=self.output_tokens, server=dict(self.server))
 
-    def _add_call_fragment(self, fragment: Any) -> None:
-        call = self._calls.setdefault(fragment.index or 0, _PartialCall())
-        function = fragment.function
-        if function is not None:
-            call.name += function.name or ""
-            call.arguments.append(function.arguments or "")
+    def _add_call_fragment(self, fragment: Mapping[str, Any]) -> None:
+        index = fragment.get("index")
+        call = self._calls.setdefault(index if isinstance(index, int) else 0, _PartialCall())
+        function = fragment.get("function")
+        if isinstance(function, Mapping):
+            call.name += _text(function.get("name"))
+            call.arguments.append(_text(function.get("arguments")))
 
-    def _read_figures(self, chunk: Any) -> None:
-        usage = chunk.usage
-        if usage is not None:
-            self.input_tokens = usage.prompt_tokens
-            self.output_tokens = usage.completion_tokens
-        extra = chunk.model_extra or {}
+    def _read_figures(self, chunk: Mapping[str, Any]) -> None:
+        usage = chunk.get("usage")
+        if isinstance(usage, Mapping):
+            self.input_tokens = _count(usage.get("prompt_tokens"))
+            self.output_tokens = _count(usage.get("completion_tokens"))
         for name in _FIGURE_OBJECTS:
-            if isinstance(extra.get(name), Mapping):
-                self.server.update(engine_figures(extra[name]))
+            figures = chunk.get(name)
+            if isinstance(figures, Mapping):
+                self.server.update(engine_figures(figures))
 
 
 def engine_figures(figures: Mapping[str, Any]) -> dict[str, float]:
@@ -133,14 +141,27 @@ def engine_figures(figures: Mapping[str, Any]) -> dict[str, float]:
     return found
 
 
-def _reasoning(delta: Any) -> str:
+def _reasoning(delta: Mapping[str, Any]) -> str:
     # The first field that has text: servers in transition send the same trace under both names.
-    extra = delta.model_extra or {}
     for name in _REASONING_FIELDS:
-        text = getattr(delta, name, None) or extra.get(name)
+        text = delta.get(name)
         if isinstance(text, str) and text:
             return text
     return ""
+
+
+def _objects(value: Any) -> Iterator[Mapping[str, Any]]:
+    """The JSON objects in a list (a missing or null list has none)."""
+    if isinstance(value, list):
+        yield from (item for item in value if isinstance(item, Mapping))
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _count(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _arguments(text: str) -> dict[str, Any]:

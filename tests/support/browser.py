@@ -100,13 +100,20 @@ def attach_files(page: Page, elem_id: str, paths: Sequence[Path]) -> None:
 
 
 def set_max_new_tokens(page: Page, tab: str, tokens: int) -> None:
-    """Open the tab's Settings accordion (`tab` is "compare" or "battle") and set Max new tokens."""
+    """Open the tab's Settings accordion (`tab` is "compare" or "battle") and set Max new tokens.
+    The accordion's content can still be mounting when its box first shows, and then the form's
+    own value replaces a typed one: the number is typed again until it stays."""
     settings = page.locator(f"#{tab}-settings")
     number = settings.get_by_label("number input for Max new tokens")
     if not number.is_visible():
         settings.locator("button.label-wrap").first.click()
-    number.fill(str(tokens))
-    number.press("Tab")  # the slider takes the typed number when the box loses focus
+    for _ in range(20):
+        number.fill(str(tokens))
+        number.press("Tab")  # the slider takes the typed number when the box loses focus
+        page.wait_for_timeout(50)
+        if number.input_value() == str(tokens):
+            return
+    raise AssertionError(f"Max new tokens of the {tab} tab does not take {tokens}: it shows {number.input_value()}")
 
 
 def select_variants(page: Page, wanted: Sequence[str]) -> None:
