@@ -329,10 +329,9 @@ class ArenaApp:
         return [text for i in range(panels) for text in Panel.live(views[i] if i < len(views) else None)]
 
 
-def progress_on(component: Any = None, show: str = "full") -> dict[str, Any]:
-    """An event's progress keywords: Gradio's progress (`show`: "full" is a spinner and a timer,
-    "minimal" the timer alone) on `component` alone, or (None) on nothing. See `ArenaApp._wire`
-    for why no event shows it on all its outputs."""
+def progress_on(component: Any = None) -> dict[str, Any]:
+    """An event's progress keywords: Gradio's spinner and timer on `component` alone, or (None) on
+    nothing. See `ArenaApp._wire` for why no event shows it on all its outputs."""
     if component is None:
         return {"show_progress": "hidden", "show_progress_on": []}
-    return {"show_progress": show, "show_progress_on": [component]}
+    return {"show_progress": "full", "show_progress_on": [component]}
