@@ -2,7 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test install install-test lint bench
+.PHONY: run test install install-test lint bench lock
 
 run: install            ## install, then serve the app on the demo variants
 	$(PY) app.py
@@ -20,6 +20,9 @@ install-test:
 lint:
 	$(PY) -m ruff check .
 	$(PY) -m mypy
+
+lock:                   ## refresh requirements/lock.txt (LOCK_UPGRADE=1: newest versions the ranges allow)
+	bash scripts/lock.sh
 
 bench:
 	$(PY) -m bench.bench_fanout

@@ -1,7 +1,8 @@
 """The set of variants a session compares: created from specs, loaded concurrently with progress.
 
 A variant that fails to load stays in the lineup as unavailable, with the reason, so the others
-work and the UI can say why it is missing.
+work and the UI can say why it is missing. `Variant.state` is the one answer to "can it answer
+now?" (see `arena.variant_state`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 
 from arena.errors import ArenaError, UsageError
 from arena.settings import Settings
+from arena.variant_state import Supervised, VariantState
 from backends.base import Backend, LoadReport
 from backends.registry import BackendContext, Registry, VariantSpec
 
@@ -29,15 +31,40 @@ class Variant:
     spec: VariantSpec
     backend: Backend | None = None
     report: LoadReport | None = None
-    error: str | None = None
+    #: Why loading failed; the variant then stays unavailable.
+    load_error: str | None = None
+    #: The last progress of loading: (fraction or None, what it is doing).
+    progress: tuple[float | None, str] = (0.0, "waiting to load")
 
     @property
     def name(self) -> str:
         return self.spec.label
 
     @property
+    def state(self) -> VariantState:
+        """Loading, ready, restarting (its worker stopped) or unavailable: what every view reads."""
+        if self.backend is None or self.load_error is not None:
+            return VariantState("unavailable", self.load_error or f"{self.name} has no backend")
+        if self.report is None:
+            return VariantState("loading", self.progress[1], fraction=self.progress[0])
+        if isinstance(self.backend, Supervised):
+            return self.backend.state
+        return VariantState("ready", self.progress[1])
+
+    @property
     def available(self) -> bool:
-        return self.backend is not None and self.report is not None and self.error is None
+        """Ready to answer now."""
+        return self.state.ready
+
+    @property
+    def error(self) -> str | None:
+        """Why it cannot answer now (None when ready or still loading)."""
+        state = self.state
+        if state.phase == "unavailable":
+            return state.detail
+        if state.phase == "restarting":
+            return f"{self.name} is restarting ({state.label()}): {state.detail}. Try again in a few seconds"
+        return None
 
     @property
     def load_s(self) -> float | None:
@@ -65,7 +92,13 @@ class Lineup:
 
     @property
     def available(self) -> list[Variant]:
+        """The variants ready to answer now."""
         return [v for v in self.variants if v.available]
+
+    @property
+    def settled(self) -> bool:
+        """No variant is loading or restarting."""
+        return all(v.state.settled for v in self.variants)
 
     def get(self, name: str) -> Variant:
         for variant in self.variants:
@@ -100,19 +133,23 @@ def create_lineup(
 async def load_all(lineup: Lineup, progress: LoadProgress = _quiet) -> Lineup:
     """Load every variant concurrently; failures are recorded on the variant, not raised."""
 
+    def report(variant: Variant, fraction: float | None, message: str) -> None:
+        variant.progress = (fraction, message)
+        progress(variant.name, fraction, message)
+
     async def load(variant: Variant) -> None:
         assert variant.backend is not None
         try:
-            variant.report = await variant.backend.load(
-                lambda fraction, message: progress(variant.name, fraction, message)
-            )
-            progress(variant.name, 1.0, f"ready in {variant.report.load_s:.1f} s")
+            loaded = await variant.backend.load(lambda fraction, message: report(variant, fraction, message))
+            variant.progress = (1.0, f"ready in {loaded.load_s:.1f} s")
+            variant.report = loaded
+            progress(variant.name, *variant.progress)
         except ArenaError as exc:
-            variant.error = str(exc)
-            progress(variant.name, None, f"unavailable: {exc}")
+            variant.load_error = str(exc)
+            report(variant, None, f"unavailable: {exc}")
         except Exception as exc:  # one broken variant must not stop the others loading
-            variant.error = f"{variant.name} failed to load: {type(exc).__name__}: {exc}"
-            progress(variant.name, None, f"unavailable: {variant.error}")
+            variant.load_error = f"{variant.name} failed to load: {type(exc).__name__}: {exc}"
+            report(variant, None, f"unavailable: {variant.load_error}")
 
     await asyncio.gather(*(load(v) for v in lineup.variants))
     return lineup

@@ -17,10 +17,12 @@ def add_parser(sub: Any) -> None:
     p = sub.add_parser(
         "import",
         help="import FastChat clean battles (JSON or JSONL) as battles, answers and votes",
-        description="Each battle becomes a stored battle (blind if `anony`, else named) with both "
-        "answers and its vote (`judge` as the voter). The whole file is one transaction: by default "
-        "a file with bad lines is refused, naming them, and nothing is written. Battles already "
-        "stored (e.g. from an earlier import) are not repeated.",
+        description="Reads a JSON array (as FastChat's clean_battle_data.py writes it) or JSON lines, keys "
+        "in any order. Each battle becomes a stored battle (blind if `anony`, else named) with both "
+        "answers and its vote (`judge` as the voter). Named battles (`anony` false) are left out, as "
+        "FastChat's ratings leave them out, unless --include-named. The whole file is one transaction: "
+        "by default a file with bad lines (or array items) is refused, naming them, and nothing is "
+        "written. Battles already stored (e.g. from an earlier import) are not repeated.",
     )
     add_db_argument(p)
     p.add_argument("file", type=Path, metavar="FILE", help="FastChat clean battles, JSON array or JSONL")
@@ -29,13 +31,19 @@ def add_parser(sub: Any) -> None:
         action="store_true",
         help="import the good battles and list the bad lines, instead of refusing the file",
     )
+    p.add_argument(
+        "--include-named",
+        action="store_true",
+        help="import named battles (anony false) too; by default they are left out and counted",
+    )
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.file.is_file() and args.file.stat().st_size > _LARGE_FILE:  # reading takes a while: say so
         print(f"reading {args.file} ...", file=sys.stderr, flush=True)
-    battle_file = read_fastchat(args.file, skip_bad=args.skip_bad)  # a refused file creates no database
+    # a refused file creates no database
+    battle_file = read_fastchat(args.file, skip_bad=args.skip_bad, include_named=args.include_named)
     with open_store(settings.db_path) as store:
         report = import_battles(store, args.file, battle_file, progress=_progress)
     print(report.summary())

@@ -6,6 +6,7 @@ import argparse
 import json
 import math
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ from arena.ratings import DEFAULT_ROUNDS, Battles, Leaderboard, compute_leaderbo
 from arena.settings import Settings
 from cli import EXIT_OK, add_db_argument
 from storage import CATEGORIES, open_store
-from storage.imports import read_fastchat_table
+from storage.imports import named_note, read_fastchat_table
 
 
 def add_parser(sub: Any) -> None:
@@ -31,7 +32,8 @@ def add_parser(sub: Any) -> None:
         "--battles",
         type=Path,
         metavar="FILE",
-        help="rate FastChat clean battles from a JSON or JSONL file instead of the database",
+        help="rate FastChat clean battles from a JSON array or JSON lines file (keys in any order) "
+        "instead of the database",
     )
     add_vote_filters(p)
     add_rating_options(p)
@@ -44,7 +46,13 @@ def add_parser(sub: Any) -> None:
     p.add_argument(
         "--skip-bad",
         action="store_true",
-        help="with --battles: skip bad lines (listed on stderr) instead of refusing the file",
+        help="with --battles: skip bad lines or array items (listed on stderr) instead of refusing the file",
+    )
+    p.add_argument(
+        "--include-named",
+        action="store_true",
+        help="with --battles: also rate named battles (anony false), which are left out by default, as "
+        "FastChat's ratings leave them out",
     )
     p.add_argument("--json", action="store_true", help="print one JSON document instead of a table")
     p.set_defaults(handler=run)
@@ -87,27 +95,38 @@ def parse_anchor(text: str | None) -> tuple[str, float] | None:
     return variant, value
 
 
-def read_battles(args: argparse.Namespace, settings: Settings) -> Battles:
+@dataclass(frozen=True)
+class Selection:
+    """The battles the arguments select, and how many named battles a file had that were left out."""
+
+    battles: Battles
+    named_left_out: int = 0
+
+
+def select_battles(args: argparse.Namespace, settings: Settings) -> Selection:
     """The battles the arguments select, from the database or a FastChat file."""
     if getattr(args, "battles", None) is None:
         with open_store(settings.db_path, create=False) as store:
-            return Battles.from_pairs(store.pair_outcomes(args.category, args.voter))
+            return Selection(Battles.from_pairs(store.pair_outcomes(args.category, args.voter)))
     if args.category != "all":
         raise UsageError("--category needs the database: FastChat battles do not say what a request carried")
-    battles, skipped = read_fastchat_table(args.battles, voter=args.voter, skip_bad=getattr(args, "skip_bad", False))
-    for problem in skipped:
+    table = read_fastchat_table(
+        args.battles,
+        voter=args.voter,
+        skip_bad=getattr(args, "skip_bad", False),
+        include_named=getattr(args, "include_named", False),
+    )
+    for problem in table.skipped:
         print(f"skipped {problem}", file=sys.stderr)
-    return battles
+    return Selection(table.battles, table.named_left_out)
 
 
-def build_leaderboard(args: argparse.Namespace, settings: Settings) -> Leaderboard:
-    """The leaderboard the arguments ask for (shared with `export --format leaderboard-csv`)."""
-    if args.rounds < 0:
-        raise UsageError("--rounds must be 0 or more")
-    if getattr(args, "min_votes", 0) < 0:
-        raise UsageError("--min-votes must be 0 or more")
+def build_leaderboard(args: argparse.Namespace, settings: Settings, selection: Selection | None = None) -> Leaderboard:
+    """The leaderboard the arguments ask for (shared with `export --format leaderboard-csv`), of
+    `selection` or else of the battles the arguments select."""
+    check_options(args)
     return compute_leaderboard(
-        read_battles(args, settings),
+        (selection or select_battles(args, settings)).battles,
         rounds=args.rounds,
         seed=args.seed,
         anchor=parse_anchor(getattr(args, "anchor", None)),
@@ -115,22 +134,42 @@ def build_leaderboard(args: argparse.Namespace, settings: Settings) -> Leaderboa
     )
 
 
+def check_options(args: argparse.Namespace) -> None:
+    """Refuse option values that cannot work, before any file is read."""
+    if args.rounds < 0:
+        raise UsageError("--rounds must be 0 or more")
+    if getattr(args, "min_votes", 0) < 0:
+        raise UsageError("--min-votes must be 0 or more")
+    if getattr(args, "include_named", False) and args.battles is None:
+        raise UsageError("--include-named applies to --battles files: the database's leaderboard counts every vote")
+
+
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    board = build_leaderboard(args, settings)
+    check_options(args)
+    selection = select_battles(args, settings)
+    board = build_leaderboard(args, settings, selection)
+    note = named_note(selection.named_left_out, "rates") if selection.named_left_out else None
     if args.json:
-        print(json.dumps(to_json(board, args, settings), indent=2))
+        print(json.dumps(to_json(board, args, settings, selection.named_left_out), indent=2))
+        if note:
+            print(note, file=sys.stderr)
     else:
-        print(render_table(board, args), end="")
+        print(render_table(board, args) + (f"{note}\n" if note else ""), end="")
     return EXIT_OK
 
 
-def to_json(board: Leaderboard, args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
+def to_json(
+    board: Leaderboard, args: argparse.Namespace, settings: Settings, named_left_out: int = 0
+) -> dict[str, Any]:
+    """The leaderboard as one JSON document; `named_left_out` counts the named battles of a
+    --battles file that were not rated (0 for the database, which rates every vote)."""
     source = {"battles": str(args.battles)} if args.battles is not None else {"db": str(settings.db_path)}
     return {
         "source": source,
         "category": args.category,
         "voter": args.voter,
         "battles": board.battles,
+        "named_left_out": named_left_out,
         "rounds": board.rounds,
         "seed": board.seed,
         "anchor": board.anchor,

@@ -15,7 +15,8 @@ Errors are `arena.errors.StorageError` subclasses with a message that says what 
 from __future__ import annotations
 
 from storage.db import StoreBusy, StoreReadOnly, StoreUnavailable
-from storage.fastchat import BattleRecord, read_battle_table, read_battles, write_battles
+from storage.fastchat import BattleRecord, write_battles
+from storage.fastchat_reader import read_battle_table, read_battles
 from storage.imports import ImportRefused, ImportReport
 from storage.migrations import NewerSchema
 from storage.queries import CATEGORIES, StoredBattle, VariantSpeed

@@ -9,13 +9,26 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlite_utils import Database
+# sqlite_utils imports pandas whenever it is installed (gradio installs it), only to store pandas
+# values, which this project never passes; that import alone added ~0.2 s to the start of every
+# command (`leaderboard --battles` included). So sqlite_utils is imported with pandas hidden,
+# unless something has loaded pandas already; code that imports pandas later gets it as usual.
+_HIDE_PANDAS = "pandas" not in sys.modules
+if _HIDE_PANDAS:
+    sys.modules["pandas"] = None  # type: ignore[assignment]  # `import pandas` raises ImportError
+try:
+    from sqlite_utils import Database
+finally:
+    if _HIDE_PANDAS:
+        del sys.modules["pandas"]
 
-from arena.errors import StorageError
+from arena.errors import StorageError  # noqa: E402
 
 DEFAULT_BUSY_TIMEOUT_S = 5.0
 
@@ -42,13 +55,37 @@ def connect(path: Path, *, busy_timeout_s: float = DEFAULT_BUSY_TIMEOUT_S) -> Da
         try:
             db = Database(conn, execute_plugins=False)
             db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
-            db.enable_wal()
+            _enable_wal(db, deadline=time.monotonic() + busy_timeout_s)
             db.execute("PRAGMA synchronous = FULL")
             db.execute("PRAGMA foreign_keys = ON")
         except BaseException:
             conn.close()
             raise
     return db
+
+
+def _enable_wal(db: Database, *, deadline: float) -> None:
+    """Switch a new file to WAL, waiting for other connections as a write would.
+
+    The switch needs the file to itself, and SQLite answers it with SQLITE_BUSY at once, without
+    calling the busy handler, while any other connection holds a lock. That happens whenever
+    several processes open a new file together (each one's first statements hold a shared lock):
+    1 opening in 4 failed with 6 processes. So it is retried until the busy timeout, as the busy
+    handler would. Once the file is in WAL mode (a setting kept in the file) this returns at once.
+    """
+    while True:
+        try:
+            db.enable_wal()
+            return
+        except sqlite3.OperationalError as exc:
+            if not _busy(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.005)
+
+
+def _busy(exc: sqlite3.Error) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    return (code is not None and code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)) or "locked" in str(exc)
 
 
 @contextmanager
@@ -90,7 +127,7 @@ def describe_error(exc: sqlite3.Error, path: Path) -> StorageError:
     code = getattr(exc, "sqlite_errorcode", None)
     primary = None if code is None else code & 0xFF
     text = str(exc)
-    if primary in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED) or "locked" in text:
+    if _busy(exc):
         return StoreBusy(
             f"the votes database {path} stayed locked by another program past the busy timeout: "
             "close the other program (or wait for it) and try again"

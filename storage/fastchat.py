@@ -1,51 +1,45 @@
-"""FastChat "clean battle" files, the lingua franca of arena analysis: read and write.
+"""FastChat "clean battle" records, the lingua franca of arena analysis: the fields, their
+checks, and writing them. Reading files of them is `storage.fastchat_reader`.
 
 A battle is a JSON object with `model_a`, `model_b` and `winner` (`model_a | model_b | tie |
 tie (bothbad)`, our outcomes a / b / tie / both_bad), and optionally `tstamp`, `question_id`,
 `judge`, `anony`, `turn`, `language`, `conversation_a`, `conversation_b` ([{role, content}]).
-Other fields (FastChat's `conv_metadata`, `category_tag`, ...) are read past and not kept.
+Keys may come in any order. Other fields (FastChat's `conv_metadata`, `category_tag`,
+`dedup_tag`, ...) are read past and not kept.
 
-A file is a JSON array or JSONL (one object per line), told apart by its first character.
-Bad lines (JSONL, numbered from 1) or items (JSON array, indexed from 0) are reported with the
-reason; `strict=True` refuses the file listing the first few, `strict=False` skips them and says
-which. A JSON array that is not valid JSON as a whole cannot be read item by item and is refused.
-
-Two readers: `read_battles` gives full records (exports, imports); `read_battle_table` gives the
-`arena.ratings.Battles` table for the leaderboard and checks only the fields ratings use. It has
-a fast path for files in the layout `write_battles` writes (each object on its own line, starting
-with model_a, model_b, winner and tstamp): one regular-expression scan pulls those four fields
-out of every line at once, about ten times faster than `json.loads` per line. The fast path
-checks that every line starts with those fields in plain form and ends with `}`; it does not
-parse the rest of each line (`storage.fastchat_scan` says exactly what it checks). Any other
-file, or any surprise, takes the slow path, which parses everything and reports precisely.
+`anony` says whether the voter saw the answers without the model names (a blind battle).
+FastChat rates only those, and so do `leaderboard --battles` and `import` unless given
+`--include-named`. A battle without `anony` (or with null) counts as anonymous: FastChat's clean
+files always carry the field, so it is missing only from files written by hand or by other
+tools, which are not known to have shown the names, and leaving all their battles out would
+give an empty leaderboard without a word. Our own writer always writes it: true for blind
+votes, false for named ones.
 """
 
 from __future__ import annotations
 
-import codecs
 import json
 import math
 import os
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, TypeVar
-
-import numpy as np
+from typing import IO, Any, Literal, cast
 
 from arena.errors import UsageError
-from arena.ratings import OUTCOME_CODES, OUTCOMES, Battles, PairOutcome
-from storage.fastchat_scan import scan_plain_layout
+from arena.ratings import OUTCOMES, PairOutcome
 
-WINNERS = ("model_a", "model_b", "tie", "tie (bothbad)")
+Winner = Literal["model_a", "model_b", "tie", "tie (bothbad)"]
+WINNERS: tuple[Winner, ...] = ("model_a", "model_b", "tie", "tie (bothbad)")
 WINNER_TO_OUTCOME = dict(zip(WINNERS, OUTCOMES, strict=True))
 OUTCOME_TO_WINNER = dict(zip(OUTCOMES, WINNERS, strict=True))
 FORMATS = ("jsonl", "json")
 SHOWN_PROBLEMS = 5
 
 _WINNER_CHOICES = ", ".join(WINNERS)
-_WINNER_CODES = {winner: OUTCOME_CODES[outcome] for winner, outcome in WINNER_TO_OUTCOME.items()}
-_T = TypeVar("_T")
+
+#: What ratings use of one battle: model_a, model_b, winner (FastChat's), tstamp, anony (as written).
+RatedFields = tuple[str, str, Winner, float | None, bool | None]
 
 
 @dataclass(frozen=True)
@@ -58,7 +52,8 @@ class Message:
 
 @dataclass(frozen=True)
 class BattleRecord:
-    """One FastChat clean battle, with the winner as our outcome (a, b, tie, both_bad)."""
+    """One FastChat clean battle, with the winner as our outcome (a, b, tie, both_bad). `anony`
+    is true for a blind battle (the voter did not see the names): see the module docstring."""
 
     model_a: str
     model_b: str
@@ -66,7 +61,7 @@ class BattleRecord:
     tstamp: float | None = None
     question_id: str | None = None
     judge: str | None = None
-    anony: bool = False
+    anony: bool = True
     conversation_a: tuple[Message, ...] = ()
     conversation_b: tuple[Message, ...] = ()
     turn: int = 1
@@ -82,8 +77,8 @@ class BattleRecord:
         return PairOutcome(self.model_a, self.model_b, self.outcome, self.tstamp)
 
     def to_fastchat(self) -> dict[str, Any]:
-        """The FastChat JSON object. model_a, model_b, winner and tstamp come first, always in
-        that order: `read_battle_table`'s fast path relies on it."""
+        """The FastChat JSON object, model_a, model_b, winner and tstamp first (for people
+        reading the file; readers take keys in any order)."""
         return {
             "model_a": self.model_a,
             "model_b": self.model_b,
@@ -101,16 +96,16 @@ class BattleRecord:
     @classmethod
     def from_fastchat(cls, obj: object) -> BattleRecord:
         """Check and convert one parsed FastChat object; ValueError says what is wrong."""
-        model_a, model_b, outcome, tstamp = _rated_fields(obj)
-        assert isinstance(obj, dict)  # _rated_fields has checked it
+        model_a, model_b, winner, tstamp, anony = rated_fields(obj)
+        assert isinstance(obj, dict)  # rated_fields has checked it
         return cls(
             model_a=model_a,
             model_b=model_b,
-            outcome=OUTCOMES[outcome],
+            outcome=WINNER_TO_OUTCOME[winner],
             tstamp=tstamp,
             question_id=_optional_text(obj, "question_id"),
             judge=_optional_text(obj, "judge"),
-            anony=_flag(obj, "anony"),
+            anony=anony is not False,
             conversation_a=_conversation(obj, "conversation_a"),
             conversation_b=_conversation(obj, "conversation_b"),
             turn=_turn(obj),
@@ -131,7 +126,7 @@ class BattleRecord:
             tstamp=None if value.get("tstamp") is None else float(value["tstamp"]),
             question_id=None if value.get("question_id") is None else str(value["question_id"]),
             judge=None if value.get("judge") is None else str(value["judge"]),
-            anony=bool(value.get("anony", False)),
+            anony=value.get("anony") is not False,
             conversation_a=tuple(_message(turn) for turn in value.get("conversation_a") or ()),
             conversation_b=tuple(_message(turn) for turn in value.get("conversation_b") or ()),
             turn=int(value.get("turn", 1)),
@@ -139,139 +134,11 @@ class BattleRecord:
         )
 
 
-@dataclass(frozen=True)
-class Skipped:
-    """A line (JSONL, numbered from 1) or item (JSON array, indexed from 0) left out, and why."""
-
-    kind: str
-    number: int
-    reason: str
-
-    def __str__(self) -> str:
-        return f"{self.kind} {self.number}: {self.reason}"
-
-
-@dataclass(frozen=True)
-class BattleFile:
-    """What `read_battles` read: the records, what was skipped, and the file's format."""
-
-    records: tuple[BattleRecord, ...]
-    skipped: tuple[Skipped, ...]
-    format: str
-
-    def battles(self) -> Battles:
-        """The records as a ratings table."""
-        return Battles.from_pairs(record.pair() for record in self.records)
-
-
-@dataclass(frozen=True)
-class BattleTable:
-    """What `read_battle_table` read; `fast` says whether the fast path did it."""
-
-    battles: Battles
-    skipped: tuple[Skipped, ...]
-    format: str
-    fast: bool
-
-
-# --- reading ----------------------------------------------------------------------------------------
-
-
-def read_battles(path: Path | str, *, strict: bool = True) -> BattleFile:
-    """Read every battle of a FastChat JSON or JSONL file as full records (see the module
-    docstring for `strict`). Raises UsageError for an unreadable or refused file."""
-    path = Path(path)
-    fmt, records, skipped = _collect(path, _read_bytes(path), BattleRecord.from_fastchat, strict)
-    return BattleFile(tuple(records), skipped, fmt)
-
-
-def read_battle_table(path: Path | str, *, strict: bool = True) -> BattleTable:
-    """Read a FastChat JSON or JSONL file straight into a ratings table, checking only the
-    fields ratings use (model_a, model_b, winner, tstamp). Fast for `write_battles`' layout."""
-    path = Path(path)
-    scanned = scan_plain_layout(path, _WINNER_CODES)
-    if scanned is not None:
-        return BattleTable(scanned[0], (), scanned[1], fast=True)
-    fmt, rows, skipped = _collect(path, _read_bytes(path), _rated_fields, strict)
-    return BattleTable(_table(rows), skipped, fmt, fast=False)
-
-
-def _read_bytes(path: Path) -> bytes:
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise UsageError(f"battles file {path} does not exist: check the path") from None
-    except IsADirectoryError:
-        raise UsageError(f"{path} is a folder: give a FastChat battles file (.json or .jsonl)") from None
-    except OSError as exc:
-        raise UsageError(f"cannot read battles file {path}: {exc.strerror or exc}") from None
-    return data.removeprefix(codecs.BOM_UTF8)
-
-
-def _format_of(data: bytes) -> str:
-    return "json" if data.lstrip()[:1] == b"[" else "jsonl"
-
-
-def _collect(
-    path: Path, data: bytes, convert: Callable[[object], _T], strict: bool
-) -> tuple[str, list[_T], tuple[Skipped, ...]]:
-    """Convert every entry of the file; refuse it (strict) or skip and list the bad ones."""
-    fmt = _format_of(data)
-    kind, entries = ("line", _lines(data)) if fmt == "jsonl" else ("item", _items(path, data))
-    good: list[_T] = []
-    skipped: list[Skipped] = []
-    for number, value, error in entries:
-        if error is None:
-            try:
-                good.append(convert(value))
-                continue
-            except ValueError as exc:
-                error = str(exc)
-        skipped.append(Skipped(kind, number, error))
-    if strict and skipped:
-        raise UsageError(_refusal(path, kind, skipped, len(good)))
-    return fmt, good, tuple(skipped)
-
-
-def _lines(data: bytes) -> Iterator[tuple[int, object, str | None]]:
-    """(line number, parsed object, None) or (line number, None, why it is not JSON)."""
-    for number, line in enumerate(data.split(b"\n"), start=1):
-        if not line.strip():
-            continue  # blank lines, such as a last newline, are not battles
-        try:
-            yield number, json.loads(line), None
-        except UnicodeDecodeError:
-            yield number, None, "not UTF-8 text"
-        except json.JSONDecodeError as exc:
-            yield number, None, f"not valid JSON ({exc.msg} at column {exc.colno})"
-
-
-def _items(path: Path, data: bytes) -> Iterator[tuple[int, object, str | None]]:
-    try:
-        items = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as exc:
-        where = f" at line {exc.lineno} column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
-        raise UsageError(
-            f"{path} is not valid JSON{where} ({getattr(exc, 'msg', exc)}), so no battle in it can be "
-            "read. Fix it, or write it as JSONL (one battle per line), where bad lines can be skipped."
-        ) from None
-    return ((index, item, None) for index, item in enumerate(items))
-
-
-def _refusal(path: Path, kind: str, skipped: list[Skipped], good: int) -> str:
-    shown = "; ".join(str(problem) for problem in skipped[:SHOWN_PROBLEMS])
-    more = f"; {len(skipped) - SHOWN_PROBLEMS} more" if len(skipped) > SHOWN_PROBLEMS else ""
-    return (
-        f"{path}: {len(skipped)} of {len(skipped) + good} {kind}s are not usable battles ({shown}{more}). "
-        f"Fix or delete those {kind}s, or read the file leniently (strict=False) to skip them."
-    )
-
-
 # --- checking fields --------------------------------------------------------------------------------
 
 
-def _rated_fields(obj: object) -> tuple[str, str, int, float | None]:
-    """(model_a, model_b, outcome code, tstamp) of a parsed battle; ValueError says what is wrong."""
+def rated_fields(obj: object) -> RatedFields:
+    """What ratings use of a parsed battle (`RatedFields`); ValueError says what is wrong."""
     if not isinstance(obj, dict):
         raise ValueError(f'not a JSON object but {_json_kind(obj)}: a battle is {{"model_a": ..., ...}}')
     model_a, model_b = _name(obj, "model_a"), _name(obj, "model_b")
@@ -282,7 +149,7 @@ def _rated_fields(obj: object) -> tuple[str, str, int, float | None]:
     winner = obj["winner"]
     if not isinstance(winner, str) or winner not in WINNER_TO_OUTCOME:
         raise ValueError(f"unknown winner {winner!r} (expected one of {_WINNER_CHOICES})")
-    return model_a, model_b, OUTCOME_CODES[WINNER_TO_OUTCOME[winner]], _tstamp(obj)
+    return model_a, model_b, cast(Winner, winner), _tstamp(obj), _flag(obj, "anony")
 
 
 def _json_kind(value: object) -> str:
@@ -317,11 +184,9 @@ def _optional_text(obj: dict[str, Any], field: str) -> str | None:
     raise ValueError(f"{field} must be text, not {value!r}")
 
 
-def _flag(obj: dict[str, Any], field: str) -> bool:
+def _flag(obj: dict[str, Any], field: str) -> bool | None:
     value = obj.get(field)
-    if value is None:
-        return False
-    if not isinstance(value, bool):
+    if value is not None and not isinstance(value, bool):
         raise ValueError(f"{field} must be true or false, not {value!r}")
     return value
 
@@ -357,19 +222,6 @@ def _message(turn: Message | Mapping[str, Any]) -> Message:
     return Message(str(turn["role"]), "" if turn.get("content") is None else str(turn["content"]))
 
 
-def _table(rows: list[tuple[str, str, int, float | None]]) -> Battles:
-    names = sorted({name for row in rows for name in row[:2]})
-    index = {name: i for i, name in enumerate(names)}
-    stamps = [math.nan if row[3] is None else row[3] for row in rows]
-    return Battles(
-        models=tuple(names),
-        a=np.array([index[row[0]] for row in rows], dtype=np.intp),
-        b=np.array([index[row[1]] for row in rows], dtype=np.intp),
-        outcome=np.array([row[2] for row in rows], dtype=np.int8),
-        tstamp=np.array(stamps) if any(row[3] is not None for row in rows) else None,
-    )
-
-
 # --- writing ----------------------------------------------------------------------------------------
 
 
@@ -396,7 +248,7 @@ def _write_stream(stream: IO[str], records: Iterable[BattleRecord | Mapping[str,
     for record in records:
         line = json.dumps(BattleRecord.coerce(record).to_fastchat(), ensure_ascii=False, allow_nan=False)
         if fmt == "json":
-            stream.write(("\n" if count == 0 else ",\n") + line)  # one item per line: the fast path reads it
+            stream.write(("\n" if count == 0 else ",\n") + line)  # one item per line: easy to read and grep
         else:
             stream.write(line + "\n")
         count += 1

@@ -19,7 +19,8 @@ from sqlite_utils import Database
 
 from arena.errors import UsageError
 from arena.ratings import Battles
-from storage.fastchat import SHOWN_PROBLEMS, BattleFile, BattleRecord, Message, Skipped, read_battle_table, read_battles
+from storage.fastchat import SHOWN_PROBLEMS, BattleRecord, Message
+from storage.fastchat_reader import BattleFile, BattleTable, Skipped, read_battle_table, read_battles
 
 if TYPE_CHECKING:
     from storage.store import Store
@@ -31,45 +32,65 @@ class ImportRefused(UsageError):
 
 @dataclass(frozen=True)
 class ImportReport:
-    """What an import did: battles stored, battles already there, records skipped (and why)."""
+    """What an import did: battles stored, battles already there, records skipped (and why),
+    named battles left out (`anony` false, unless the import included them)."""
 
     path: Path
     imported: int
     already_stored: int
     skipped: tuple[Skipped, ...]
+    named_left_out: int = 0
 
     def summary(self) -> str:
         """One line for people: counts, then each skipped line or item with its reason."""
         text = f"imported {self.imported} battles from {self.path}"
         if self.already_stored:
             text += f" ({self.already_stored} were already stored and were not repeated)"
+        if self.named_left_out:
+            text += f"; {named_note(self.named_left_out, 'imports')}"
         if self.skipped:
             text += f"; skipped {len(self.skipped)} bad records: " + "; ".join(map(str, self.skipped))
         return text
 
 
-def read_fastchat(path: Path, *, skip_bad: bool) -> BattleFile:
-    """Every battle in a FastChat JSON/JSONL file. Bad records refuse the file (ImportRefused,
-    listing them with their line numbers) unless `skip_bad`, which leaves them out."""
+def named_note(count: int, verb: str) -> str:
+    """Says that `count` named battles were left out, and how to keep them (`verb`: what
+    --include-named then does with them, e.g. "rates")."""
+    battles = "battle" if count == 1 else "battles"
+    return (
+        f"left out {count} named {battles} (anony false: the voter saw the model names), as FastChat "
+        f"does; --include-named {verb} them too"
+    )
+
+
+def read_fastchat(path: Path, *, skip_bad: bool, include_named: bool = False) -> BattleFile:
+    """Every battle in a FastChat JSON/JSONL file, without named ones (`anony` false) unless
+    `include_named`. Bad records refuse the file (ImportRefused, listing them with their line
+    numbers or array indices) unless `skip_bad`, which leaves them out."""
     battle_file = read_battles(path, strict=False)
     if battle_file.skipped and not skip_bad:
         raise ImportRefused(refusal(path, battle_file.skipped, len(battle_file.records)))
-    return battle_file
+    return battle_file if include_named else battle_file.anonymous_only()
 
 
 def read_fastchat_table(
-    path: Path, *, voter: str | None = None, skip_bad: bool = False
-) -> tuple[Battles, tuple[Skipped, ...]]:
-    """The ratings table of a FastChat file (only `voter`'s battles, by judge, if given), and the
-    records skipped as bad (only with `skip_bad`; otherwise they refuse the file)."""
+    path: Path, *, voter: str | None = None, skip_bad: bool = False, include_named: bool = False
+) -> BattleTable:
+    """The ratings table of a FastChat file (only `voter`'s battles, by judge, if given; named
+    battles only with `include_named`), with the records skipped as bad (only with `skip_bad`;
+    otherwise they refuse the file) and the count of named battles left out."""
     if voter is None:
-        table = read_battle_table(path, strict=False)
+        table = read_battle_table(path, strict=False, include_named=include_named)
         if table.skipped and not skip_bad:
-            raise ImportRefused(refusal(path, table.skipped, len(table.battles)))
-        return table.battles, table.skipped
-    battle_file = read_fastchat(path, skip_bad=skip_bad)
-    pairs = (record.pair() for record in battle_file.records if record.judge == voter)
-    return Battles.from_pairs(pairs), battle_file.skipped
+            raise ImportRefused(refusal(path, table.skipped, len(table.battles) + table.named_left_out))
+        return table
+    battle_file = read_fastchat(path, skip_bad=skip_bad, include_named=True)
+    judged = [record for record in battle_file.records if record.judge == voter]
+    kept = judged if include_named else [record for record in judged if record.anony]
+    battles = Battles.from_pairs(record.pair() for record in kept)
+    return BattleTable(
+        battles, battle_file.skipped, battle_file.format, fast=False, named_left_out=len(judged) - len(kept)
+    )
 
 
 def refusal(path: Path, skipped: Sequence[Skipped], good: int) -> str:
@@ -83,17 +104,19 @@ def refusal(path: Path, skipped: Sequence[Skipped], good: int) -> str:
     )
 
 
-def import_fastchat(store: Store, path: Path, *, strict: bool = True) -> ImportReport:
-    """Read a FastChat file and store its battles: see `Store.import_fastchat`."""
-    return import_battles(store, Path(path), read_fastchat(Path(path), skip_bad=not strict))
+def import_fastchat(store: Store, path: Path, *, strict: bool = True, include_named: bool = False) -> ImportReport:
+    """Read a FastChat file and store its battles (named ones only with `include_named`): see
+    `Store.import_fastchat`."""
+    battle_file = read_fastchat(Path(path), skip_bad=not strict, include_named=include_named)
+    return import_battles(store, Path(path), battle_file)
 
 
 def import_battles(
     store: Store, path: Path, battle_file: BattleFile, progress: Callable[[int, int], None] | None = None
 ) -> ImportReport:
-    """Store every battle read from `path` as a battle (blind if `anony`, else named), its two
-    runs and its vote (`judge` as voter), in one transaction; battles already stored are left.
-    `progress(done, total)` is called as batches of new battles are written."""
+    """Store every battle of `battle_file` (read from `path`) as a battle (blind if `anony`, else
+    named), its two runs and its vote (`judge` as voter), in one transaction; battles already
+    stored are left. `progress(done, total)` is called as batches of new battles are written."""
     now = time.time()
     rows = [(battle_id(record), record) for record in battle_file.records]
 
@@ -113,7 +136,7 @@ def import_battles(
         return len(fresh), len(rows) - len(fresh)
 
     imported, already = store.write(job)
-    return ImportReport(path, imported, already, battle_file.skipped)
+    return ImportReport(path, imported, already, battle_file.skipped, battle_file.named_left_out)
 
 
 _BATCH = 20_000  # battles written between two progress reports

@@ -194,13 +194,14 @@ class Store:
         with self._read() as db:
             return write_votes(queries.export_rows(db, category, voter), format, out)
 
-    def import_fastchat(self, path: Path, *, strict: bool = True) -> ImportReport:
+    def import_fastchat(self, path: Path, *, strict: bool = True, include_named: bool = False) -> ImportReport:
         """Import FastChat clean battles (JSON or JSONL) as battles, runs and votes, in one
         transaction. With `strict`, any bad record refuses the whole file; otherwise bad records
-        are skipped and listed in the returned report. Battles imported before are not repeated."""
+        are skipped and listed in the returned report. Battles imported before are not repeated.
+        Named battles (`anony` false) are left out, as FastChat does, unless `include_named`."""
         from storage.imports import import_fastchat
 
-        return import_fastchat(self, path, strict=strict)
+        return import_fastchat(self, path, strict=strict, include_named=include_named)
 
     # -- plumbing ---------------------------------------------------------------------------
 

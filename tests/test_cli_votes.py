@@ -166,40 +166,70 @@ def test_leaderboard_reads_the_database_named_by_flag_or_environment(
     assert json.loads(out)["source"] == {"db": str(voted.db_path)}
 
 
-def test_fastchat_export_rates_exactly_like_the_database(
+def test_fastchat_export_says_which_votes_were_blind_and_rates_like_the_database(
     capsys: pytest.CaptureFixture[str], voted: Settings, tmp_path: Path
 ) -> None:
     out = tmp_path / "battles.jsonl"
     code, _, err = run_cli(capsys, voted, "export", "--format", "fastchat", "--out", str(out))
     assert code == 0 and "wrote 32 battles" in err
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    # 24 blind votes; the best-of-three and the ranking were named comparisons (2 + 6 pairs)
+    assert [record["anony"] for record in records] == [True] * 24 + [False] * 8
+    assert records[0]["winner"] == "model_a" and records[0]["judge"] == "bob"
+    assert records[0]["conversation_a"][-1] == {"role": "assistant", "content": f"{E2B} says 0"}
     from_db = leaderboard_json(capsys, voted)
-    from_file = leaderboard_json(capsys, voted, "--battles", str(out))
-    assert from_file["rows"] == from_db["rows"]
-    assert from_file["win_rate"] == from_db["win_rate"]
-    record = json.loads(out.read_text().splitlines()[0])
-    assert record["winner"] == "model_a" and record["anony"] is True and record["judge"] == "bob"
-    assert record["conversation_a"][-1] == {"role": "assistant", "content": f"{E2B} says 0"}
+    everything = leaderboard_json(capsys, voted, "--battles", str(out), "--include-named")
+    assert everything["rows"] == from_db["rows"] and everything["win_rate"] == from_db["win_rate"]
+    assert everything["named_left_out"] == 0
+    blind = leaderboard_json(capsys, voted, "--battles", str(out))
+    assert (blind["battles"], blind["named_left_out"]) == (24, 8)
+    blind_db = replace(voted, db_path=tmp_path / "blind.db")  # the blind votes survive the round trip
+    assert run_cli(capsys, blind_db, "import", str(out))[0] == 0
+    assert leaderboard_json(capsys, blind_db)["rows"] == blind["rows"]
+
+
+BATTLE_LINES = [
+    fastchat("m1", "m2", "model_a", 1.0),
+    fastchat("m2", "m3", "tie (bothbad)", 2.0, anony=False),
+    fastchat("m1", "m3", "tie", 3.0, judge="judge-2"),
+    fastchat("m3", "m1", "model_b", 4.0),
+]
+
+
+def stored_modes(settings: Settings) -> set[str]:
+    with open_store(settings.db_path) as store:
+        battles = [store.battle(battle_id) for battle_id in _battle_ids(settings.db_path)]
+    return {battle.mode for battle in battles if battle}
 
 
 def test_import_then_leaderboard_matches_rating_the_file(
     capsys: pytest.CaptureFixture[str], settings: Settings, tmp_path: Path
 ) -> None:
-    lines = [
-        fastchat("m1", "m2", "model_a", 1.0),
-        fastchat("m2", "m3", "tie (bothbad)", 2.0, anony=False),
-        fastchat("m1", "m3", "tie", 3.0, judge="judge-2"),
-        fastchat("m3", "m1", "model_b", 4.0),
-    ]
-    source = write_jsonl(tmp_path / "in.jsonl", lines)
+    source = write_jsonl(tmp_path / "in.jsonl", BATTLE_LINES)
     code, out, _ = run_cli(capsys, settings, "import", str(source))
-    assert code == 0 and "imported 4 battles" in out
+    assert code == 0 and "imported 3 battles" in out
+    assert "left out 1 named battle (anony false" in out and "--include-named imports them too" in out
     from_file = leaderboard_json(capsys, settings, "--battles", str(source))
+    assert from_file["battles"] == 3 and from_file["named_left_out"] == 1
     assert leaderboard_json(capsys, settings)["rows"] == from_file["rows"]
     with open_store(settings.db_path) as store:
         by_judge_2 = store.pair_outcomes(voter="judge-2")
-        battles = [store.battle(battle_id) for battle_id in _battle_ids(settings.db_path)]
     assert [(p.model_a, p.model_b, p.outcome) for p in by_judge_2] == [("m1", "m3", "tie")]
-    assert {battle.mode for battle in battles if battle} == {"blind", "named"}
+    assert stored_modes(settings) == {"blind"}
+
+
+def test_include_named_imports_and_rates_named_battles_too(
+    capsys: pytest.CaptureFixture[str], settings: Settings, tmp_path: Path
+) -> None:
+    source = write_jsonl(tmp_path / "in.jsonl", BATTLE_LINES)
+    code, out, _ = run_cli(capsys, settings, "import", "--include-named", str(source))
+    assert code == 0 and "imported 4 battles" in out and "left out" not in out
+    from_file = leaderboard_json(capsys, settings, "--battles", str(source), "--include-named")
+    assert from_file["battles"] == 4 and from_file["named_left_out"] == 0
+    assert leaderboard_json(capsys, settings)["rows"] == from_file["rows"]
+    assert stored_modes(settings) == {"blind", "named"}
+    code, _, err = run_cli(capsys, settings, "leaderboard", "--include-named")
+    assert code == 2 and "--include-named applies to --battles files" in err
 
 
 def test_leaderboard_on_a_battles_file_filters_by_judge_but_has_no_categories(
@@ -210,12 +240,131 @@ def test_leaderboard_on_a_battles_file_filters_by_judge_but_has_no_categories(
         [
             fastchat("m1", "m2", "model_a", 1.0),
             fastchat("m1", "m3", "tie", 2.0, judge="judge-2"),
+            fastchat("m2", "m3", "tie", 3.0, judge="judge-2", anony=False),
         ],
     )
     board = leaderboard_json(capsys, settings, "--battles", str(source), "--voter", "judge-2")
     assert board["battles"] == 1 and {row["variant"] for row in board["rows"]} == {"m1", "m3"}
+    assert board["named_left_out"] == 1
+    both = leaderboard_json(capsys, settings, "--battles", str(source), "--voter", "judge-2", "--include-named")
+    assert (both["battles"], both["named_left_out"]) == (2, 0)
     code, _, err = run_cli(capsys, settings, "leaderboard", "--battles", str(source), "--category", "image")
     assert code == 2 and "--category needs the database" in err
+
+
+def clean_battle_array(path: Path, battles: list[tuple[str, str, str, bool]]) -> Path:
+    """A JSON array as FastChat's clean_battle_data.py writes it: indented, its key order, its
+    extra fields. Each battle is (model_a, model_b, winner, anony)."""
+    items = [
+        {
+            "question_id": f"q{n}",
+            "model_a": model_a,
+            "model_b": model_b,
+            "winner": winner,
+            "judge": f"arena_user_{n}",
+            "conv_metadata": {"sum_user_tokens": 12, "sum_assistant_a_tokens": 80},
+            "category_tag": {"criteria_v0.1": {"code": False}},
+            "dedup_tag": {"high_freq": False, "sampled": True},
+            "anony": anony,
+            "language": "English",
+            "turn": 1,
+            "tstamp": 1_712_345_678.0 + n,
+        }
+        for n, (model_a, model_b, winner, anony) in enumerate(battles)
+    ]
+    path.write_text(json.dumps(items, indent=2, ensure_ascii=False), encoding="utf-8")
+    return path
+
+
+def test_leaderboard_rates_a_fastchat_clean_battle_array_leaving_named_battles_out(
+    capsys: pytest.CaptureFixture[str], settings: Settings, tmp_path: Path
+) -> None:
+    source = clean_battle_array(
+        tmp_path / "clean_battle_20240501.json",
+        [("m1", "m2", "model_a", True), ("m2", "m3", "tie", False), ("m3", "m1", "model_b", True)],
+    )
+    code, out, _ = run_cli(capsys, settings, "leaderboard", "--battles", str(source), "--rounds", "10")
+    assert code == 0 and "2 pairwise outcomes" in out
+    assert "left out 1 named battle (anony false" in out and "--include-named rates them too" in out
+    board = leaderboard_json(capsys, settings, "--battles", str(source))
+    assert (board["battles"], board["named_left_out"]) == (2, 1)
+    assert {row["variant"]: row["wins"] for row in board["rows"]} == {"m1": 2, "m2": 0, "m3": 0}
+    everything = leaderboard_json(capsys, settings, "--battles", str(source), "--include-named")
+    assert (everything["battles"], everything["named_left_out"]) == (3, 0)
+    assert {row["variant"]: row["ties"] for row in everything["rows"]} == {"m1": 0, "m2": 1, "m3": 1}
+
+
+def test_leaderboard_names_a_bad_array_item_by_index_and_skip_bad_skips_it(
+    capsys: pytest.CaptureFixture[str], settings: Settings, tmp_path: Path
+) -> None:
+    source = clean_battle_array(
+        tmp_path / "clean_battle.json",
+        [
+            ("m1", "m2", "model_a", True),
+            ("m2", "m2", "tie", True),
+            ("m3", "m1", "left", True),
+            ("m3", "m1", "tie", True),
+        ],
+    )
+    code, out, err = run_cli(capsys, settings, "leaderboard", "--battles", str(source))
+    assert code == 2 and out == ""
+    assert "2 of 4 items" in err and "item 1: model_a and model_b are both 'm2'" in err
+    assert "item 2: unknown winner 'left'" in err and "--skip-bad" in err
+    code, out, err = run_cli(capsys, settings, "leaderboard", "--battles", str(source), "--skip-bad", "--json")
+    assert code == 0 and json.loads(out)["battles"] == 2
+    assert err.splitlines()[:2] == [
+        "skipped item 1: model_a and model_b are both 'm2': a battle needs two different variants",
+        "skipped item 2: unknown winner 'left' (expected one of model_a, model_b, tie, tie (bothbad))",
+    ]
+
+
+def test_leaderboard_names_bad_json_lines_in_another_key_order_by_line_number(
+    capsys: pytest.CaptureFixture[str], settings: Settings, tmp_path: Path
+) -> None:
+    def line(model_a: str, model_b: str, winner: str, anony: object = True) -> str:
+        return json.dumps(
+            {"model_a": model_a, "model_b": model_b, "winner": winner, "anony": anony, "judge": "u", "tstamp": 1.0}
+        )
+
+    source = write_jsonl(
+        tmp_path / "battles.jsonl",
+        [line("m1", "m2", "model_a"), line("m1", "m2", "tie", anony="yes"), "{", line("m2", "m1", "model_a", False)],
+    )
+    code, _, err = run_cli(capsys, settings, "leaderboard", "--battles", str(source))
+    assert code == 2 and "line 2: anony must be true or false, not 'yes'" in err and "line 3: not valid JSON" in err
+    code, out, err = run_cli(capsys, settings, "leaderboard", "--battles", str(source), "--skip-bad", "--json")
+    assert code == 0 and "skipped line 2: anony" in err and "skipped line 3: not valid JSON" in err
+    assert (json.loads(out)["battles"], json.loads(out)["named_left_out"]) == (1, 1)
+
+
+def test_import_of_a_fastchat_array_names_bad_items_and_skip_bad_skips_them(
+    capsys: pytest.CaptureFixture[str], settings: Settings, tmp_path: Path
+) -> None:
+    source = clean_battle_array(
+        tmp_path / "clean_battle.json",
+        [("m1", "m2", "model_a", True), ("m1", "", "tie", True), ("m2", "m1", "model_b", False)],
+    )
+    code, _, err = run_cli(capsys, settings, "import", str(source))
+    assert code == 2 and "item 1: model_b must be a variant name" in err and "nothing was taken from it" in err
+    assert not settings.db_path.exists()
+    code, out, _ = run_cli(capsys, settings, "import", "--skip-bad", str(source))
+    assert code == 0 and "imported 1 battles" in out and "left out 1 named battle" in out
+    assert "skipped 1 bad records: item 1: model_b must be a variant name" in out
+    assert vote_count(settings.db_path) == 1
+
+
+def test_leaderboard_on_a_battles_file_loads_no_model_or_ui_libraries(tmp_path: Path) -> None:
+    source = clean_battle_array(tmp_path / "clean_battle.json", [("m1", "m2", "model_a", True)])
+    script = (
+        "import json, sys\n"
+        "from cli import main\n"
+        f"code = main(['leaderboard', '--battles', {str(source)!r}, '--json', '--rounds', '5'])\n"
+        "heavy = {'torch', 'transformers', 'gradio', 'matplotlib', 'pandas'} & set(sys.modules)\n"
+        "print(json.dumps({'code': code, 'heavy': sorted(heavy)}), file=sys.stderr)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert json.loads(result.stderr.splitlines()[-1]) == {"code": 0, "heavy": []}
+    assert json.loads(result.stdout)["battles"] == 1
 
 
 def _battle_ids(path: Path) -> list[str]:

@@ -1,4 +1,5 @@
-"""FastChat clean-battle files (storage.fastchat): reading, reporting bad lines, writing, the fast path."""
+"""FastChat clean-battle files (storage.fastchat, storage.fastchat_reader): both layouts, keys in any
+order, named battles, reporting bad lines and items, writing."""
 
 from __future__ import annotations
 
@@ -12,15 +13,9 @@ import pytest
 
 from arena.errors import UsageError
 from arena.ratings import PairOutcome
-from storage import fastchat_scan
-from storage.fastchat import (
-    BattleRecord,
-    Message,
-    Skipped,
-    read_battle_table,
-    read_battles,
-    write_battles,
-)
+from storage import fastchat_reader
+from storage.fastchat import BattleRecord, Message, write_battles
+from storage.fastchat_reader import Skipped, read_battle_table, read_battles
 
 RICH = BattleRecord(
     model_a="gemma-4-e2b-it",
@@ -37,7 +32,7 @@ RICH = BattleRecord(
 RECORDS = (
     RICH,
     BattleRecord("gemma-4-31b-it", "gemma-4-e4b-it", "b", 1_717_000_001.0),
-    BattleRecord("gemma-4-e4b-it", "gemma-4-e2b-it", "tie", 1_717_000_002.5, judge="bob"),
+    BattleRecord("gemma-4-e4b-it", "gemma-4-e2b-it", "tie", 1_717_000_002.5, judge="bob", anony=False),
     BattleRecord("gemma-4-e2b-it", "gemma-4-e4b-it", "both_bad", 1_717_000_003.0, anony=True),
 )
 
@@ -55,6 +50,31 @@ def battle(model_a: str = "x", model_b: str = "y", winner: str = "model_a", **ex
     return json.dumps({"model_a": model_a, "model_b": model_b, "winner": winner, **extra})
 
 
+def write_array(path: Path, items: list[Any]) -> Path:
+    """A JSON array as FastChat's clean_battle_data.py writes it."""
+    path.write_text(json.dumps(items, indent=2, ensure_ascii=False), encoding="utf-8")
+    return path
+
+
+def clean_battle(model_a: str, model_b: str, winner: str, tstamp: float, *, anony: bool = True) -> dict[str, Any]:
+    """One battle as FastChat's clean_battle_data.py writes it: its key order, its extra fields
+    (one of which holds a model_a of its own)."""
+    return {
+        "question_id": f"q{tstamp:g}",
+        "conv_metadata": {"sum_assistant_a_tokens": 10, "model_a": "not this one"},
+        "tstamp": tstamp,
+        "winner": winner,
+        "judge": "arena_user_1",
+        "model_b": model_b,
+        "category_tag": {"criteria_v0.1": {"code": False}},
+        "dedup_tag": {"high_freq": False},
+        "anony": anony,
+        "language": "English",
+        "turn": 1,
+        "model_a": model_a,
+    }
+
+
 # --- round trip and layout ------------------------------------------------------------------------
 
 
@@ -64,14 +84,16 @@ def test_fastchat_round_trip(tmp_path: Path, fmt: str) -> None:
     assert write_battles(RECORDS, path, format=fmt) == len(RECORDS)
     read = read_battles(path)
     assert (read.records, read.skipped, read.format) == (RECORDS, (), fmt)
-    table = read_battle_table(path)
-    assert table.fast and table.format == fmt
+    table = read_battle_table(path, include_named=True)
+    assert table.fast and table.format == fmt and table.named_left_out == 0
     assert table.battles.pairs() == pairs(RECORDS) == read.battles().pairs()
+    blind = read_battle_table(path)
+    assert blind.named_left_out == 1 and blind.battles.pairs() == pairs(RECORDS[:2] + RECORDS[3:])
 
 
 def test_writer_follows_fastchat_field_conventions(tmp_path: Path) -> None:
     path = tmp_path / "battles.jsonl"
-    write_battles([RICH, BattleRecord("x", "y", "both_bad")], path)
+    write_battles([RICH, BattleRecord("x", "y", "both_bad", anony=False)], path)
     first, second = (json.loads(line) for line in path.read_text(encoding="utf-8").splitlines())
     assert list(first)[:4] == ["model_a", "model_b", "winner", "tstamp"]
     assert set(first) == {
@@ -178,6 +200,12 @@ def test_unknown_winner_is_rejected(tmp_path: Path) -> None:
         (json.dumps({"model_a": "x", "model_b": "y"}), "no winner"),
         (battle(tstamp="noon"), "tstamp must be a number"),
         (battle(tstamp=True), "tstamp must be a number"),
+        (battle(anony="yes"), "anony must be true or false"),
+        (battle(model_b=7), "model_b must be a variant name, not 7"),
+        ('"a battle"', "not a JSON object but a string"),
+        (battle()[:-1] + ', "tstamp": 1e999}', "not valid JSON (number out of range)"),
+        (battle(tstamp=float("nan")), "not valid JSON (invalid character at column 65)"),  # NaN is not JSON
+        (battle() + " " + battle(), "not valid JSON (trailing characters at column 56)"),
     ],
 )
 def test_each_kind_of_bad_battle_says_what_is_wrong(tmp_path: Path, line: str, reason: str) -> None:
@@ -190,7 +218,6 @@ def test_each_kind_of_bad_battle_says_what_is_wrong(tmp_path: Path, line: str, r
 @pytest.mark.parametrize(
     ("extra", "reason"),
     [
-        ({"anony": "yes"}, "anony must be true or false"),
         ({"turn": 0}, "turn must be a whole number"),
         ({"conversation_a": "hi"}, "conversation_a must be a list"),
         ({"conversation_b": [{"role": "user", "content": ["img", "text"]}]}, "multimodal"),
@@ -232,54 +259,51 @@ def test_refusal_lists_the_first_few_and_counts_the_rest(tmp_path: Path) -> None
 # --- file shapes ----------------------------------------------------------------------------------
 
 
-def test_reads_fastchat_public_layout(tmp_path: Path) -> None:
-    # FastChat's clean_battle files: a JSON array with indent, its own key order, extra fields
+def test_reads_fastchat_indented_array_with_extra_fields_in_one_pass(tmp_path: Path) -> None:
     items = [
-        {
-            "question_id": "abc",
-            "model_a": "x",
-            "model_b": "y",
-            "winner": "tie (bothbad)",
-            "judge": "arena_user_1",
-            "turn": 1,
-            "anony": True,
-            "language": "English",
-            "tstamp": 1712345678.9,
-            "conv_metadata": {"sum_assistant_a_tokens": 10, "model_a": "not this one"},
-            "category_tag": {"criteria_v0.1": {"code": False}},
-            "dedup_tag": {"high_freq": False},
-        },
-        {
-            "question_id": "def",
-            "model_a": "y",
-            "model_b": "x",
-            "winner": "model_a",
-            "judge": "arena_user_2",
-            "turn": 2,
-            "anony": False,
-            "language": "German",
-            "tstamp": 1712345679,
-        },
+        clean_battle("x", "y", "tie (bothbad)", 1712345678.9),
+        {**clean_battle("y", "x", "model_a", 1712345679, anony=False), "turn": 2, "language": "German"},
+        clean_battle("y", "z", "model_b", 1712345680),
     ]
-    path = tmp_path / "clean_battle.json"
-    path.write_text(json.dumps(items, indent=2), encoding="utf-8")
+    path = write_array(tmp_path / "clean_battle.json", items)
     read = read_battles(path)
     assert [(r.model_a, r.outcome, r.judge, r.turn, r.anony, r.language) for r in read.records] == [
         ("x", "both_bad", "arena_user_1", 1, True, "English"),
-        ("y", "a", "arena_user_2", 2, False, "German"),
+        ("y", "a", "arena_user_1", 2, False, "German"),
+        ("y", "b", "arena_user_1", 1, True, "English"),
     ]
     table = read_battle_table(path)
-    assert not table.fast
+    assert table.fast and table.format == "json" and table.named_left_out == 1
+    assert table.battles.models == ("x", "y", "z")
     assert table.battles.pairs() == [
         PairOutcome("x", "y", "both_bad", 1712345678.9),
-        PairOutcome("y", "x", "a", 1712345679.0),
+        PairOutcome("y", "z", "b", 1712345680.0),
     ]
+    everything = read_battle_table(path, include_named=True)
+    assert everything.named_left_out == 0 and everything.battles.pairs() == read.battles().pairs()
 
 
-def test_fast_path_agrees_with_the_slow_path_on_the_same_battles(tmp_path: Path) -> None:
+def test_json_lines_with_keys_in_any_order_are_read_in_one_pass(tmp_path: Path) -> None:
+    battles = [
+        {"model_a": "x", "model_b": "y", "winner": "model_b", "anony": True, "judge": "u1", "tstamp": 1.0},
+        {"tstamp": 2.0, "judge": "u2", "anony": False, "winner": "tie", "model_b": "z", "model_a": "y"},
+        {"winner": "model_a", "model_a": 'quo"ted', "model_b": "x", "tstamp": None},
+        {"model_b": "é", "judge": None, "model_a": "x", "winner": "tie (bothbad)", "anony": None, "tstamp": 3},
+    ]
+    path = write_lines(tmp_path / "battles.jsonl", [json.dumps(b, ensure_ascii=False) for b in battles])
+    table = read_battle_table(path)
+    assert table.fast and table.format == "jsonl" and table.named_left_out == 1
+    assert table.battles.pairs() == [
+        PairOutcome("x", "y", "b", 1.0),
+        PairOutcome('quo"ted', "x", "a"),
+        PairOutcome("x", "é", "both_bad", 3.0),  # a missing or null anony counts as anonymous
+    ]
+    assert [r.anony for r in read_battles(path).records] == [True, False, True, True]
+
+
+def test_both_layouts_and_every_key_order_give_the_same_table(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     names = ["gemma-4-e2b-it", "gemma-4-e4b-it", "gemma-4-31b-it", "é-variant"]
-    outcomes = ["a", "b", "tie", "both_bad"]
     records = []
     for i in range(500):
         first, second = rng.choice(len(names), 2, replace=False)
@@ -287,84 +311,113 @@ def test_fast_path_agrees_with_the_slow_path_on_the_same_battles(tmp_path: Path)
             BattleRecord(
                 names[first],
                 names[second],
-                outcomes[rng.integers(4)],
+                ["a", "b", "tie", "both_bad"][rng.integers(4)],
                 1e9 + rng.random() * 1e6,
                 judge=f"u{i}",
+                anony=bool(rng.random() < 0.9),
                 conversation_a=(Message("user", '"}{\n'),),
             )
         )
-    fast = tmp_path / "fast.jsonl"
-    write_battles(records, fast)
-    shuffled = tmp_path / "slow.jsonl"  # same battles, keys in another order: the slow path
-    lines = [json.dumps(dict(reversed(json.loads(line).items()))) for line in fast.read_text().splitlines()]
-    write_lines(shuffled, lines)
-    fast_table, slow_table = read_battle_table(fast), read_battle_table(shuffled)
-    assert fast_table.fast and not slow_table.fast
-    assert fast_table.battles.models == slow_table.battles.models
-    for column in ("a", "b", "outcome", "tstamp"):
-        np.testing.assert_array_equal(getattr(fast_table.battles, column), getattr(slow_table.battles, column))
-
-
-def _many(count: int) -> list[BattleRecord]:
-    rng = np.random.default_rng(1)
-    names = ["e2b", "e4b", "26b-a4b", "31b"]
-    outcomes = ["a", "b", "tie", "both_bad"]
-    records = []
-    for i in range(count):
-        first, second = rng.choice(len(names), 2, replace=False)
-        records.append(BattleRecord(names[first], names[second], outcomes[rng.integers(4)], 1e9 + i))
-    return records
+    ours = tmp_path / "ours.jsonl"
+    write_battles(records, ours)
+    objects = [json.loads(line) for line in ours.read_text(encoding="utf-8").splitlines()]
+    reversed_lines = write_lines(tmp_path / "reversed.jsonl", [json.dumps(dict(reversed(o.items()))) for o in objects])
+    array = write_array(tmp_path / "array.json", [dict(sorted(o.items())) for o in objects])
+    tables = [read_battle_table(path) for path in (ours, reversed_lines, array)]
+    assert all(table.fast for table in tables)
+    expected = [r.pair() for r in records if r.anony]
+    for table in tables:
+        assert table.battles.pairs() == expected
+        assert table.named_left_out == len(records) - len(expected)
 
 
 @pytest.mark.parametrize("fmt", ["jsonl", "json"])
-def test_a_large_file_read_in_two_halves_at_once_gives_the_same_table(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fmt: str
-) -> None:
-    path = tmp_path / f"battles.{fmt}"
-    write_battles(_many(3001), path, format=fmt)
-    whole = read_battle_table(path)
-    monkeypatch.setattr(fastchat_scan, "_PARALLEL_BYTES", 1024)  # split even this small file
-    splits: list[int | None] = []
-    real = fastchat_scan._middle
-    monkeypatch.setattr(fastchat_scan, "_middle", lambda *a: splits.append(real(*a)) or splits[-1])
-    halves = read_battle_table(path)
-    assert splits and splits[0] and halves.fast and whole.fast  # it was split, and read fast
-    assert halves.battles.models == whole.battles.models
+def test_entry_by_entry_pass_gives_the_same_table_as_one_pass(tmp_path: Path, fmt: str) -> None:
+    records = [
+        BattleRecord(a, b, outcome, 1e9 + i, anony=i % 7 != 0)
+        for i, (a, b, outcome) in enumerate([("e2b", "e4b", "a"), ("31b", "e2b", "tie"), ("e4b", "31b", "b")] * 40)
+    ]
+    good = tmp_path / f"good.{fmt}"
+    write_battles(records, good, format=fmt)
+    objects = [record.to_fastchat() for record in records]
+    objects.insert(60, {"model_a": "e2b", "model_b": "e2b", "winner": "tie"})  # found only entry by entry
+    bad = tmp_path / f"bad.{fmt}"
+    if fmt == "json":
+        write_array(bad, objects)
+    else:
+        write_lines(bad, [json.dumps(o) for o in objects])
+    one_pass, each = read_battle_table(good), read_battle_table(bad, strict=False)
+    assert one_pass.fast and not each.fast
+    assert [str(s) for s in each.skipped] == [
+        "item 60: model_a and model_b are both 'e2b': a battle needs two different variants"
+        if fmt == "json"
+        else "line 61: model_a and model_b are both 'e2b': a battle needs two different variants"
+    ]
+    assert each.named_left_out == one_pass.named_left_out == sum(not r.anony for r in records)
+    assert each.battles.models == one_pass.battles.models
     for column in ("a", "b", "outcome", "tstamp"):
-        np.testing.assert_array_equal(getattr(halves.battles, column), getattr(whole.battles, column))
+        np.testing.assert_array_equal(getattr(each.battles, column), getattr(one_pass.battles, column))
 
 
-def test_a_bad_line_in_the_second_half_still_sends_the_file_to_the_slow_path(
+def test_json_lines_read_in_slices_learn_each_new_variant_and_find_bad_lines(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    path = tmp_path / "battles.jsonl"
-    write_battles(_many(2000), path)
-    lines = path.read_text().splitlines()
-    lines[1500] = json.dumps({"model_b": "31b", "model_a": "e2b", "winner": "model_a", "tstamp": 5.0})
-    path.write_text("\n".join(lines) + "\n")
-    monkeypatch.setattr(fastchat_scan, "_PARALLEL_BYTES", 1024)
-    table = read_battle_table(path)
-    assert not table.fast and len(table.battles) == 2000
-    assert table.battles.pairs()[1500] == PairOutcome("e2b", "31b", "a", 5.0)
+    # variants join over time, as on a real arena; slices of ~1 KB make every few lines a slice
+    names = ["e2b", "e4b", "31b", "26b", "é-new"]
+    lines = [
+        json.dumps(
+            {"tstamp": float(i), "winner": "tie", "model_b": names[i % min(len(names), 1 + i // 60)], "model_a": "base"}
+        )
+        for i in range(300)
+    ]
+    path = write_lines(tmp_path / "battles.jsonl", lines)
+    whole = read_battle_table(path)
+    monkeypatch.setattr(fastchat_reader, "_CHUNK_BYTES", 1024)
+    learned: list[set[str]] = []
+    learn = fastchat_reader._decoder_knowing
+    monkeypatch.setattr(fastchat_reader, "_decoder_knowing", lambda names: learned.append(set(names)) or learn(names))
+    sliced = read_battle_table(path)
+    assert whole.fast and sliced.fast
+    assert [len(names) for names in learned] == [2, 3, 4, 5, 6]  # base and e2b first, then one by one
+    assert sliced.battles.models == whole.battles.models == ("26b", "31b", "base", "e2b", "e4b", "é-new")
+    assert sliced.battles.pairs() == whole.battles.pairs()
+    lines[250] = lines[250].replace('"tie"', '"draw"')
+    lines[280] = lines[280] + lines[281]  # two battles on one line
+    write_lines(path, lines)
+    with pytest.raises(UsageError, match=r"line 251: unknown winner 'draw'.*line 281: not valid JSON \(trailing"):
+        read_battle_table(path)
 
 
-@pytest.mark.parametrize(
-    "odd_line",
-    [
-        battle('quo\\"ted', "y", tstamp=1.0),  # an escaped name
-        battle("x", "y", tstamp=None),  # no time
-        json.dumps({"model_b": "y", "model_a": "x", "winner": "tie", "tstamp": 1.0}),  # other key order
-        "  " + battle(tstamp=1.0),  # leading spaces
-    ],
-)
-def test_an_odd_line_sends_the_file_to_the_slow_path(tmp_path: Path, odd_line: str) -> None:
-    path = tmp_path / "battles.jsonl"
-    write_battles([RECORDS[1], RECORDS[2]], path)
-    path.write_text(path.read_text() + odd_line + "\n" + battle("p", "q", tstamp=9.0) + "\n")
+def test_bad_items_of_an_indented_array_are_reported_by_index(tmp_path: Path) -> None:
+    items = [
+        clean_battle("x", "y", "model_a", 1.0),
+        ["model_a", "x"],
+        clean_battle("x", "x", "tie", 2.0),
+        {**clean_battle("x", "y", "tie", 3.0), "model_b": None},
+        clean_battle("x", "y", "left", 4.0),
+        clean_battle("y", "x", "model_b", 5.0),
+    ]
+    path = write_array(tmp_path / "clean_battle.json", items)
+    for reader in (read_battles, read_battle_table):
+        with pytest.raises(UsageError, match=r"4 of 6 items.*item 1: not a JSON object.*item 4: unknown winner 'left'"):
+            reader(path)
+    table = read_battle_table(path, strict=False)
+    assert [(s.kind, s.number) for s in table.skipped] == [("item", 1), ("item", 2), ("item", 3), ("item", 4)]
+    assert "model_b must be a variant name, not None" in table.skipped[2].reason
+    assert table.battles.pairs() == [PairOutcome("x", "y", "a", 1.0), PairOutcome("y", "x", "b", 5.0)]
+
+
+def test_named_battles_are_left_out_only_of_the_table(tmp_path: Path) -> None:
+    path = write_lines(
+        tmp_path / "battles.jsonl", [battle(anony=False), battle("y", "z", anony=False), battle("z", "x", anony=True)]
+    )
     table = read_battle_table(path)
-    assert not table.fast
-    assert len(table.battles) == 4 and table.battles.pairs()[-1] == PairOutcome("p", "q", "a", 9.0)
-    assert table.battles.pairs()[2] == read_battles(path).records[2].pair()
+    assert (table.battles.pairs(), table.named_left_out) == ([PairOutcome("z", "x", "a")], 2)
+    assert table.battles.models == ("x", "z")  # a variant seen only in named battles is not listed
+    assert len(read_battle_table(path, include_named=True).battles) == 3
+    records = read_battles(path)
+    assert len(records.records) == 3
+    assert (len(records.anonymous_only().records), records.anonymous_only().named_left_out) == (1, 2)
 
 
 def test_truncated_last_line_is_reported(tmp_path: Path) -> None:
@@ -397,7 +450,7 @@ def test_blank_lines_byte_order_mark_and_missing_last_newline_are_fine(tmp_path:
 
 
 @pytest.mark.parametrize("fmt", ["jsonl", "json"])
-def test_one_battle_without_last_newline_takes_the_fast_path(tmp_path: Path, fmt: str) -> None:
+def test_one_battle_without_last_newline_is_read_in_one_pass(tmp_path: Path, fmt: str) -> None:
     path = tmp_path / f"one.{fmt}"
     write_battles(RECORDS[:1], path, format=fmt)
     path.write_bytes(path.read_bytes().rstrip(b"\n"))

@@ -2,37 +2,15 @@
 
 from __future__ import annotations
 
+import itertools
+
 from backends.base import ToolCall
-from backends.hf.gemma_output import GemmaOutputParser, Markers, parse_tool_call
-
-# A toy vocabulary: ids 0-9 are markers/specials, 10+ are text pieces.
-VOCAB = {
-    0: "<eos>", 1: "<|channel>", 2: "<channel|>", 3: "<|tool_call>", 4: "<tool_call|>", 5: '<|"|>',
-    10: "thought", 11: "\n", 12: "Hello", 13: " world", 14: "hmm", 15: "call:get_weather{city:",
-    16: "Oslo", 17: "}", 18: "\xc3", 19: "\xa9",
-}
-SPECIAL = {0, 1, 2, 3, 4, 5}
-
-
-def decode(ids: list[int], keep_special: bool = False) -> str:
-    raw = "".join(VOCAB[i] for i in ids if keep_special or i not in SPECIAL)
-    # pieces 18+19 are the two bytes of "é": alone, the first is an incomplete character
-    return raw.encode("latin-1", errors="ignore").decode("utf-8", errors="replace") if "\xc3" in raw else raw
-
-
-def parser() -> GemmaOutputParser:
-    return GemmaOutputParser(
-        decode=decode,
-        decode_raw=lambda ids: decode(ids, keep_special=True),
-        markers=Markers(channel_open=1, channel_close=2, tool_call_open=3, tool_call_close=4),
-        hidden_ids=SPECIAL,
-    )
+from backends.hf.gemma_output import parse_tool_call
+from tests.support.toy_gemma import EVERYTHING, one_at_a_time, parser, summary
 
 
 def run(ids: list[int]) -> list:  # type: ignore[type-arg]
-    p = parser()
-    chunks = [c for i in ids for c in p.feed(i)]
-    return chunks + p.finish()
+    return one_at_a_time(ids)
 
 
 def test_plain_text_is_answer_and_every_token_is_counted() -> None:
@@ -69,6 +47,35 @@ def test_incomplete_multibyte_character_is_held_back_until_complete() -> None:
     assert p.feed(18) == []
     chunks = p.feed(19)
     assert [c.text for c in chunks] == ["é"] and chunks[0].tokens == 2
+
+
+def test_feeding_tokens_in_batches_gives_what_one_at_a_time_gives() -> None:
+    expected = summary(one_at_a_time(EVERYTHING))
+    assert expected == ("Helloé worldHello", "hmmhmm", [ToolCall("get_weather", {"city": "Oslo"})], len(EVERYTHING))
+    n = len(EVERYTHING)
+    # batches of every equal size, and every way of cutting the tokens into up to three batches
+    cuttings = [list(range(size, n, size)) for size in range(1, n + 1)]
+    cuttings += [list(cuts) for k in (1, 2) for cuts in itertools.combinations(range(1, n), k)]
+    for cuts in cuttings:
+        p, chunks = parser(), []
+        for start, stop in itertools.pairwise([0, *cuts, n]):
+            chunks += p.feed_many(EVERYTHING[start:stop])
+        chunks += p.finish()
+        assert summary(chunks) == expected, cuts
+        assert not any("<|" in c.text or "|>" in c.text for c in chunks)
+
+
+def test_a_batch_is_decoded_into_one_chunk_per_run_of_text() -> None:
+    p = parser()
+    assert [(c.text, c.tokens) for c in p.feed_many([12, 13, 12])] == [("Hello worldHello", 3)]
+    chunks = p.feed_many([13, 1, 10, 11, 14])  # text, then a thinking channel opens
+    assert [(c.channel, c.text, c.tokens) for c in chunks] == [("answer", " world", 2), ("thinking", "hmm", 3)]
+
+
+def test_a_batch_ending_mid_character_holds_the_character_back() -> None:
+    p = parser()
+    assert p.feed_many([12, 18]) == []  # "Hello" waits with the incomplete "é"
+    assert [(c.text, c.tokens) for c in p.feed_many([19])] == [("Helloé", 3)]
 
 
 def test_tool_call_arguments_follow_gemma_literal_syntax() -> None:

@@ -142,33 +142,51 @@ def test_database_from_a_newer_version_is_refused_untouched(settings: Settings) 
     assert schema_of(settings.db_path) == before
 
 
-# Imports first, says it is ready, then opens the store the moment the go file appears.
+# Imports once, then for each round: says it is ready, waits for that round's go file, opens that
+# round's new database file the moment it appears, and says how it went.
 OPEN_ON_SIGNAL = """
 import os, sys, time
 from storage import open_store
-print("ready", flush=True)
-while not os.path.exists(sys.argv[2]):
-    time.sleep(0.0005)
-open_store(sys.argv[1]).close()
+folder, rounds = sys.argv[1], int(sys.argv[2])
+for n in range(rounds):
+    print("ready", flush=True)
+    while not os.path.exists(os.path.join(folder, f"go-{n}")):
+        time.sleep(0.0002)
+    try:
+        open_store(os.path.join(folder, f"fresh-{n}.db")).close()
+        print("ok", flush=True)
+    except Exception as exc:
+        print(f"failed: {type(exc).__name__}: {exc}", flush=True)
 """
+PROCESSES, ROUNDS = 16, 20
 
 
 def test_processes_opening_a_fresh_file_at_once_create_the_schema_once(tmp_path: Path) -> None:
-    path, go = tmp_path / "fresh.db", tmp_path / "go"
+    """Switching a new file to WAL answers BUSY at once while another connection holds a lock,
+    which failed 1 opening in 4 of 6 processes before it was retried (storage/db.py)."""
     children = [
         subprocess.Popen(
-            [sys.executable, "-c", OPEN_ON_SIGNAL, str(path), str(go)],
+            [sys.executable, "-c", OPEN_ON_SIGNAL, str(tmp_path), str(ROUNDS)],
             cwd=REPO,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
-        for _ in range(6)
+        for _ in range(PROCESSES)
     ]
-    for child in children:
-        assert child.stdout is not None and child.stdout.readline() == "ready\n"
-    go.touch()
-    errors = [child.communicate(timeout=60)[1] for child in children]
-    assert [child.returncode for child in children] == [0] * 6, errors
-    assert applied_migrations(path) == known_migrations()
-    assert schema_of(path) == EXPECTED_SCHEMA
+    failures = []
+    try:
+        for n in range(ROUNDS):
+            for child in children:
+                assert child.stdout is not None and child.stdout.readline() == "ready\n", child.stderr
+            (tmp_path / f"go-{n}").touch()
+            outcomes = [child.stdout.readline().strip() for child in children if child.stdout is not None]
+            failures += [f"round {n}: {outcome}" for outcome in outcomes if outcome != "ok"]
+            path = tmp_path / f"fresh-{n}.db"
+            assert applied_migrations(path) == known_migrations()
+            assert schema_of(path) == EXPECTED_SCHEMA
+    finally:
+        for child in children:
+            child.kill()
+            child.communicate()
+    assert failures == [], f"{len(failures)} of {PROCESSES * ROUNDS} openings failed: {failures[:5]}"

@@ -7,6 +7,7 @@ a real SQLite file.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from backends.base import Capabilities, Request
 from tests.support.media import write_wav
 from tests.support.scripted import ScriptedBackend, Step, tokens
 from tests.support.ui import drain, scripted_services
-from ui.battle import BattleFlow, BattleState
+from ui.battle import HIDDEN, BattleFlow, BattleState, redact
 from ui.compare import CompareFlow, CompareState, FormOptions, ranking_from_ranks
 from ui.leaderboard import build_view
 from ui.services import ArenaServices
@@ -122,6 +123,63 @@ def test_a_failed_variant_is_left_out_of_the_vote(tmp_path: Path) -> None:
         services.close()
 
 
+def test_compare_ends_with_every_variants_answer_stats_and_error(tmp_path: Path) -> None:
+    """What an API client gets from `/compare`: the last update alone carries the summary, with the
+    failed variant's error in it (the page shows it on the panel; a client has only this)."""
+    backends = {
+        "one": ScriptedBackend("one", tokens(3, 0.0, "o")),
+        "broken": ScriptedBackend("broken", [Step(0.0, error=GenerationError("boom: the engine fell over"))]),
+        "two": ScriptedBackend("two", tokens(2, 0.0, "w")),
+    }
+    services = scripted_services(backends, tmp_path / "a.db")
+    try:
+        state = CompareState()
+        names = ["scripted:one", "scripted:broken", "scripted:two"]
+        outcomes = drain(CompareFlow(services).run(state, names, "hi", OPTIONS))
+        assert [o.summary is None for o in outcomes] == [True] * (len(outcomes) - 1) + [False]
+        summary = outcomes[-1].summary
+        assert summary is not None and summary["battle_id"] == state.battle_id is not None
+        assert summary["vote_on"] == ["scripted:one", "scripted:two"]
+        by_name = {r["variant"]: r for r in summary["results"]}
+        assert list(by_name) == names
+        assert by_name["scripted:one"]["text"] == "ooo" and by_name["scripted:one"]["error"] is None
+        assert by_name["scripted:one"]["stats"]["output_tokens"] == 3
+        assert by_name["scripted:broken"]["error"] == "boom: the engine fell over"
+        assert by_name["scripted:broken"]["error_kind"] == "GenerationError"
+        json.dumps(summary)  # goes to the client as JSON
+    finally:
+        services.close()
+
+
+def test_vote_naming_a_variant_that_did_not_answer_is_refused(tmp_path: Path) -> None:
+    backends = {
+        "one": ScriptedBackend("one", tokens(3, 0.0)),
+        "broken": ScriptedBackend("broken", [Step(0.0, error=GenerationError("boom"))]),
+        "two": ScriptedBackend("two", tokens(3, 0.0)),
+    }
+    services = scripted_services(backends, tmp_path / "a.db")
+    try:
+        state, flow = CompareState(), CompareFlow(services)
+        drain(flow.run(state, ["scripted:one", "scripted:broken", "scripted:two"], "hi", OPTIONS))
+        for stranger in ("scripted:broken", "scripted:nowhere"):
+            with pytest.raises(UsageError, match="did not answer in your last comparison"):
+                flow.vote(state, best=stranger)
+        with pytest.raises(UsageError, match="'scripted:broken' did not answer"):
+            flow.vote(state, ranking=[["scripted:one"], ["scripted:broken", "scripted:two"]])
+        assert services.store.pair_outcomes() == [] and not state.voted
+        assert "scripted:one" in flow.vote(state, best="scripted:one")
+    finally:
+        services.close()
+
+
+def test_vote_after_a_comparison_of_one_variant_is_refused(services: ArenaServices) -> None:
+    state, flow = CompareState(), CompareFlow(services)
+    outcomes = drain(flow.run(state, ["scripted:fast"], "hi", OPTIONS))
+    assert outcomes[-1].summary is not None and outcomes[-1].summary["vote_on"] == []
+    with pytest.raises(UsageError, match="compare some variants first"):
+        flow.vote(state, best="scripted:fast")
+
+
 def test_ranking_needs_a_rank_for_every_variant() -> None:
     with pytest.raises(UsageError, match="give every shown variant a rank"):
         ranking_from_ranks(["a", "b"], ["1", None])
@@ -180,6 +238,43 @@ def test_errored_battle_takes_no_vote(tmp_path: Path) -> None:
         assert errored and "broken" not in errored[0].note and "takes no vote" in errored[0].note
         with pytest.raises(UsageError):
             BattleFlow(services).vote(state, "b")
+    finally:
+        services.close()
+
+
+def test_redact_takes_out_names_specs_and_server_addresses() -> None:
+    message = ("demo:31b (Ollama at http://gpu-box:11434/api) failed; OLLAMA said 500, "
+               "retry on 10.0.0.2:8080 or gemma-4-E4B-it")
+    redacted = redact(message, {"demo:31b", "ollama", "gemma-4-E4B-it", ""})
+    assert redacted == (f"{HIDDEN} ({HIDDEN} at {HIDDEN} failed; {HIDDEN} said 500, retry on {HIDDEN} or {HIDDEN}")
+    assert redact("the demonstration ended", {"demo"}) == "the demonstration ended"  # whole words only
+
+
+def test_battle_result_and_panels_hide_who_failed_and_where(tmp_path: Path) -> None:
+    """A failed side's error reaches the page and API clients without the names, specs or server
+    addresses that would tell the models apart; its kind and the rest of the message stay."""
+    failure = GenerationError("scripted:broken lost its server at http://10.1.2.3:8080/v1 (broken pipe)")
+    backends = {
+        "steady": ScriptedBackend("steady", tokens(3, 0.0, "s")),
+        "broken": ScriptedBackend("broken", [Step(0.0, error=failure)]),
+    }
+    services = scripted_services(backends, tmp_path / "a.db")
+    try:
+        state, outcomes = _battle(services)
+        summary = outcomes[-1].summary
+        assert summary is not None and all(o.summary is None for o in outcomes[:-1])
+        assert summary["can_vote"] is False and state.phase == "errored"
+        sides = {r["side"]: r for r in summary["results"]}
+        assert set(sides) == {"Model A", "Model B"}
+        failed = [r for r in sides.values() if r["error"] is not None]
+        answered = [r for r in sides.values() if r["error"] is None]
+        assert len(failed) == len(answered) == 1 and answered[0]["text"] == "sss"
+        assert failed[0]["error_kind"] == "GenerationError"
+        assert failed[0]["error"] == f"{HIDDEN} lost its server at {HIDDEN} ({HIDDEN} pipe)"
+        shown = json.dumps(summary) + " ".join(v.title + v.note + v.stats for o in outcomes for v in o.views)
+        for secret in ("steady", "broken", "scripted", "10.1.2.3", "8080", "ttft", "TTFT"):
+            assert secret not in shown
+        assert "lost its server" in " ".join(v.note for v in outcomes[-1].views)
     finally:
         services.close()
 

@@ -5,16 +5,11 @@ hold the vote; so does `python app.py leaderboard --json`.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import re
 import signal
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,63 +18,31 @@ from typing import Any
 import pytest
 from gradio_client import Client
 
+from tests.support.app_process import REPO, app_env, kill_group, start_app, wait_until_served
 from tests.support.ui import free_port
 
-REPO = Path(__file__).resolve().parents[1]
 DEMO = ["demo:e2b", "demo:31b"]
 SETTINGS = ["", 0.0, 1.0, 12, None, False, ""]  # system, temperature, top-p, max tokens, seed, thinking, tools
-START_TIMEOUT_S = 180.0  # a first run also builds the demo variants' files
+STOP_WITHIN_S = 10.0
 
 pytestmark = pytest.mark.timeout(600)
 
 
-def app_env(tmp_path: Path, demo_cache: Path) -> dict[str, str]:
-    """The environment of the app under test: its own data folder, the shared demo cache, offline."""
-    return os.environ | {
-        "GEMMA_ARENA_HOME": str(tmp_path / "home"),
-        "GEMMA_ARENA_CACHE": str(demo_cache),
-        "GRADIO_ANALYTICS_ENABLED": "False",
-        "HF_HUB_OFFLINE": "1",
-        "PYTHONUNBUFFERED": "1",
-    }
-
-
-def wait_until_served(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    """Poll the page until it answers 200; fail with the server's log if it exits or never answers."""
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"the server exited with {process.returncode}:\n{log.read_text(errors='replace')}")
-        try:
-            with urllib.request.urlopen(url, timeout=5) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            pass
-        time.sleep(0.25)
-    pytest.fail(f"no page at {url} after {START_TIMEOUT_S:.0f} s:\n{log.read_text(errors='replace')}")
-
-
 def stop(process: subprocess.Popen[bytes]) -> int:
-    """Ctrl-C, as a person stops the server; kill its process group only if that does not work."""
+    """Ctrl-C, as a person stops the server (tests/test_serve_shutdown.py covers it in depth)."""
     process.send_signal(signal.SIGINT)
     try:
-        return process.wait(60)
+        return process.wait(STOP_WITHIN_S)
     except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)  # the group this test started, workers included
-        process.wait(10)
-        pytest.fail("the server did not stop on Ctrl-C within 60 s")
+        kill_group(process)
+        pytest.fail(f"the server did not stop on Ctrl-C within {STOP_WITHIN_S:g} s")
 
 
 @contextmanager
 def serve(db: Path, env: dict[str, str], log: Path) -> Iterator[str]:
     """`python app.py --variants demo:e2b demo:31b --db DB --port P` until the block ends; its URL."""
     port = free_port()
-    with log.open("ab") as out:
-        process = subprocess.Popen(
-            [sys.executable, "app.py", "--variants", *DEMO, "--db", str(db), "--port", str(port)],
-            cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-        )
+    process = start_app(["--variants", *DEMO, "--db", str(db), "--port", str(port)], env, log)
     try:
         url = f"http://127.0.0.1:{port}/"
         wait_until_served(url, process, log)
@@ -87,18 +50,7 @@ def serve(db: Path, env: dict[str, str], log: Path) -> Iterator[str]:
         code = stop(process)
         assert code == 0, f"the server exited with {code} on Ctrl-C:\n{log.read_text(errors='replace')}"
     finally:
-        if process.poll() is None:
-            stop(process)
-        _reap(process)
-
-
-def _reap(process: subprocess.Popen[bytes]) -> None:
-    """Kill what is left of the server's process group once the server has exited (a model worker
-    that outlived it); nothing else is touched."""
-    if process.poll() is None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)
+        kill_group(process)  # what is left of its process group, if anything
 
 
 def client(url: str) -> Client:

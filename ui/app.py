@@ -11,6 +11,7 @@ import asyncio
 import functools
 import os
 import tempfile
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,9 +23,10 @@ from arena.errors import ArenaError, UsageError
 from arena.units import format_bytes, format_seconds
 from storage.exports import write_leaderboard_csv
 from ui import charts
-from ui.battle import SIDES, BattleFlow, BattleState
+from ui.battle import OUTCOME_TEXT, SIDES, BattleFlow, BattleState
 from ui.compare import MAX_PANELS, CompareFlow, CompareState, ComparisonOutcome, ranking_from_ranks
 from ui.layout import (
+    EXPORT_FORMATS,
     FormSettings,
     Panel,
     render_battle,
@@ -110,7 +112,7 @@ class ArenaApp:
             **progress_on(), api_visibility="private",
         ).success(
             self.run_compare, [self.session, c.variants, c.prompt, *c.settings.inputs],
-            [o for p in c.panels for o in p.live_outputs], **progress_on(c.status), api_name="compare",
+            [*(o for p in c.panels for o in p.live_outputs), c.result], **progress_on(c.status), api_name="compare",
             postprocess=False,
         )
         stream.success(self.finish_compare, [self.session], [self.session, *compare_outputs],
@@ -120,23 +122,30 @@ class ArenaApp:
         refresh = {"fn": self.refresh_leaderboard, "inputs": [lb.category], "outputs": leaderboard_outputs,
                    **progress_on(lb.summary)}
         compare_vote_outputs = [self.session, c.vote_message, c.vote_best, c.vote_ranking]
-        c.vote_best.click(self.vote_best, [self.session, c.best], compare_vote_outputs,
-                          **progress_on(c.vote_message), api_name="vote_best").then(**refresh)
+        # Not preprocessed: the Radio would refuse any name outside its choices, which only the page's
+        # finish step fills (an API client never runs it); `vote_best` checks the name against the
+        # session's comparison instead. (A gr.Radio subclass would do it too, but Gradio writes a .pyi
+        # stub next to the module of every Component subclass when the class is created.)
+        c.vote_best.click(self.vote_best, [self.session, c.best], compare_vote_outputs, preprocess=False,
+                          **progress_on(c.vote_message), api_name="vote_best").then(**refresh, api_visibility="private")
         c.vote_ranking.click(self.vote_ranking, [self.session, *c.ranks], compare_vote_outputs,
-                             **progress_on(c.vote_message), api_name="vote_ranking").then(**refresh)
+                             **progress_on(c.vote_message), api_name="vote_ranking"
+                             ).then(**refresh, api_visibility="private")
 
         battle_outputs = [self.session, b.reveal, *b.votes.values(), *(o for p in b.panels for o in p.outputs)]
         b.send.click(
             self.start_battle, [b.settings.thinking], battle_outputs[1:], **progress_on(), api_visibility="private"
         ).success(
             self.run_battle, [self.session, b.prompt, *b.settings.inputs],
-            [o for p in b.panels for o in p.live_outputs], **progress_on(b.status), api_name="battle",
+            [*(o for p in b.panels for o in p.live_outputs), b.result], **progress_on(b.status), api_name="battle",
             postprocess=False,
         ).success(self.finish_battle, [self.session], battle_outputs, **progress_on(), api_visibility="private")
         for outcome, button in b.votes.items():
             button.click(functools.partial(self.vote_battle, outcome), [self.session],
                          [self.session, b.reveal, *b.votes.values()], **progress_on(b.reveal),
-                         api_name=f"vote_{outcome}").then(**refresh)
+                         api_name=f"vote_{outcome}", api_description=f"Vote '{OUTCOME_TEXT[outcome]}' on the "
+                         "session's finished battle; returns the reveal (names and stats).",
+                         ).then(**refresh, api_visibility="private")
         b.new_round.click(self.new_round, [self.session], [*battle_outputs, b.prompt], **progress_on(),
                           api_name="new_round")
 
@@ -152,7 +161,7 @@ class ArenaApp:
                          api_name="discover_ollama")
         for fmt, button in ex.buttons.items():
             button.click(functools.partial(self.export_file, fmt), None, [ex.file], **progress_on(ex.file),
-                         api_name=f"export_{fmt}")
+                         api_name=f"export_{fmt}", api_description=f"Export {EXPORT_FORMATS[fmt]}; returns the file.")
 
     # ----------------------------------------------------------------- compare
     def preview_compare(self, selected: list[str], message: dict[str, Any] | None) -> dict[Any, Any]:
@@ -164,14 +173,22 @@ class ArenaApp:
         return (self._panels(self.compare.panels, views, expect_thinking=bool(thinking))
                 | self._compare_votes(None) | {self.compare.chart: None})
 
-    async def run_compare(self, session: Session, selected: list[str], message: dict[str, Any] | None,
-                          *settings: Any) -> AsyncIterator[list[str]]:
-        options = FormSettings.options(*settings)
+    async def run_compare(
+        self, session: Session, variants: list[str] | None = None, prompt: dict[str, Any] | None = None,
+        system: str | None = None, temperature: float | None = None, top_p: float | None = None,
+        max_new_tokens: float | None = None, seed: float | None = None, thinking: bool | None = None,
+        tools: str | None = None,
+    ) -> AsyncIterator[list[Any]]:
+        """Send `prompt` ({"text", "files"}) to `variants` side by side and record the comparison.
+        Streams each panel's answer and thinking; the last output, set when all have ended, is
+        {"battle_id", "vote_on", "results": [{"variant", "text", "thinking", "tool_calls", "stats",
+        "error", "error_kind"}]}: a variant that failed has its error there."""
+        options = FormSettings.options(system, temperature, top_p, max_new_tokens, seed, thinking, tools)
         session.compare_outcome = None
         try:
-            async for outcome in self.compare_flow.run(session.compare, selected or [], message, options):
+            async for outcome in self.compare_flow.run(session.compare, variants or [], prompt, options):
                 session.compare_outcome = outcome  # the session is mutated in place: gr.State keeps it
-                yield self._live(outcome.views, len(self.compare.panels))
+                yield [*self._live(outcome.views, len(self.compare.panels)), outcome.summary]
         except ArenaError as exc:
             raise gr.Error(str(exc)) from exc
 
@@ -184,14 +201,22 @@ class ArenaApp:
         return (self._panels(self.compare.panels, outcome.views) | self._compare_votes(session.compare)
                 | {self.session: session, self.compare.chart: chart})
 
-    def vote_best(self, session: Session, best: str | None) -> dict[Any, Any]:
+    def vote_best(self, session: Session, best: str | None = None) -> dict[Any, Any]:
+        """Vote `best` (a variant name) the best answer of the session's last comparison;
+        returns the confirmation. A name that did not answer there is refused."""
         if not best:
             raise gr.Error("pick the best answer first")
-        return self._compare_vote(session, best=best)
+        return self._compare_vote(session, best=str(best))  # not preprocessed: the raw value sent
 
-    def vote_ranking(self, session: Session, *ranks: Any) -> dict[Any, Any]:
+    def vote_ranking(self, session: Session, rank_1: str | None = None, rank_2: str | None = None,
+                     rank_3: str | None = None, rank_4: str | None = None) -> dict[Any, Any]:
+        """Rank the answers of the session's last comparison: `rank_N` is the rank ("1" = best,
+        equal ranks tie) of the Nth variant that answered, in the order `/compare` listed them in
+        `vote_on`; returns the confirmation. One parameter per rank dropdown (MAX_PANELS of them):
+        named, so an API client can call it with keywords."""
+        ranks = (rank_1, rank_2, rank_3, rank_4)
         try:
-            ranking = ranking_from_ranks(session.compare.variants, ranks)
+            ranking = ranking_from_ranks(session.compare.votable, ranks)
         except UsageError as exc:
             raise gr.Error(str(exc)) from exc
         return self._compare_vote(session, ranking=ranking)
@@ -208,8 +233,8 @@ class ArenaApp:
     def _compare_votes(self, state: CompareState | None) -> dict[Any, Any]:
         """Vote controls: enabled once a comparison of 2+ variants is stored and not yet voted."""
         c = self.compare
-        names = list(state.variants) if state and state.battle_id and not state.voted else []
-        active = len(names) >= 2
+        names = list(state.votable) if state else []
+        active = bool(names)
         out = {c.best: gr.Radio(choices=names, value=None), c.vote_best: gr.Button(interactive=active),
                c.vote_ranking: gr.Button(interactive=active), c.vote_message: ""}
         for i, dropdown in enumerate(c.ranks):
@@ -223,14 +248,21 @@ class ArenaApp:
         return (self._panels(self.battle.panels, views, expect_thinking=bool(thinking)) | self._battle_votes(False)
                 | {self.battle.reveal: ""})
 
-    async def run_battle(self, session: Session, message: dict[str, Any] | None,
-                         *settings: Any) -> AsyncIterator[list[str]]:
-        options = FormSettings.options(*settings)
+    async def run_battle(
+        self, session: Session, prompt: dict[str, Any] | None = None, system: str | None = None,
+        temperature: float | None = None, top_p: float | None = None, max_new_tokens: float | None = None,
+        seed: float | None = None, thinking: bool | None = None, tools: str | None = None,
+    ) -> AsyncIterator[list[Any]]:
+        """A blind battle: two variants drawn at random answer `prompt` ({"text", "files"}) as
+        Model A and Model B. Streams both answers and thinking; the last output, set when both
+        have ended, is {"can_vote", "results": [{"side", "text", "thinking", "tool_calls", "error",
+        "error_kind"}]}, with no names or stats and error messages redacted until the vote."""
+        options = FormSettings.options(system, temperature, top_p, max_new_tokens, seed, thinking, tools)
         session.battle_outcome = None
         try:
-            async for outcome in self.battle_flow.run(session.battle, message, options):
+            async for outcome in self.battle_flow.run(session.battle, prompt, options):
                 session.battle_outcome = outcome
-                yield self._live(outcome.views, len(self.battle.panels))
+                yield [*self._live(outcome.views, len(self.battle.panels)), outcome.summary]
         except ArenaError as exc:
             raise gr.Error(str(exc)) from exc
 
@@ -248,6 +280,7 @@ class ArenaApp:
         return {self.session: session, self.battle.reveal: reveal} | self._battle_votes(False)
 
     def new_round(self, session: Session) -> dict[Any, Any]:
+        """Forget the session's battle (voted or not) and clear the Battle tab for the next prompt."""
         self.battle_flow.new_round(session.battle)
         views = [PanelView(title="Model A"), PanelView(title="Model B")]
         return (self._panels(self.battle.panels, views) | self._battle_votes(False)
@@ -257,7 +290,9 @@ class ArenaApp:
         return {button: gr.Button(interactive=enabled) for button in self.battle.votes.values()}
 
     # ------------------------------------------------------------- leaderboard
-    async def refresh_leaderboard(self, category: str) -> dict[Any, Any]:
+    async def refresh_leaderboard(self, category: str | None = None) -> dict[Any, Any]:
+        """The leaderboard of `category` ("all", "text", "image", "audio"): summary, table (one row
+        per variant) and its charts."""
         view = await asyncio.to_thread(build_view, self.services, category or "all")
         lb = self.leaderboard
         return {lb.summary: view.summary, lb.table: view.table, lb.ci_chart: view.ci_chart,
@@ -265,33 +300,31 @@ class ArenaApp:
 
     # ---------------------------------------------------------------- variants
     def variant_status(self) -> dict[Any, Any]:
+        """The Variants table, from each variant's state (the same one Compare and Battle read)."""
         rows = []
+        now = time.monotonic()
         for variant in self.services.lineup.variants:
-            status = self.services.status[variant.name]
+            state = variant.state
             report = variant.report
-            if variant.error:
-                state = "unavailable"
-            elif variant.available:
-                state = "ready"
-            else:
-                state = "loading" + ("" if status.fraction is None else f" {status.fraction:.0%}")
             caps = variant.backend.capabilities if variant.backend else None
             rows.append([
-                variant.name, state,
+                variant.name, state.label(now),
                 ", ".join(m for m in ("text", "image", "audio") if caps and m in caps.modalities),
                 "yes" if caps and caps.tools else "no", "yes" if caps and caps.thinking else "no",
                 format_seconds(report.load_s) if report else "-",
                 format_bytes(report.weights_bytes) if report else "-",
                 report.device if report else "-",
-                variant.error or status.message,
+                state.detail or variant.progress[1],
             ])
-        return {self.variants.table: rows, self.variants.timer: gr.Timer(active=self.services.loading)}
+        return {self.variants.table: rows, self.variants.timer: gr.Timer(active=True)}
 
-    async def discover_ollama(self, host: str) -> str:
+    async def discover_ollama(self, host: str | None = None) -> str:
+        """The models pulled on the Ollama server at `host` (empty: OLLAMA_HOST or the local
+        default), as specs to start the app with; or why they could not be listed."""
         from backends.ollama import discover
 
         try:
-            models = await discover(host.strip() or os.environ.get("OLLAMA_HOST") or None)
+            models = await discover((host or "").strip() or os.environ.get("OLLAMA_HOST") or None)
         except ArenaError as exc:
             return f"**Could not list models:** {md_escape(str(exc))}"
         if not models:

@@ -3,24 +3,31 @@
 Identities stay on the server: the session state (kept in gr.State, never sent to the browser)
 and the store hold them; panels are titled only "Model A" and "Model B" until the vote is
 recorded. The store enforces the battle's phase, so a vote sent early, twice, or on an errored
-battle is refused whatever the browser does.
+battle is refused whatever the browser does. A side's error message is shown with every name,
+spec and server address in the lineup taken out (`redact`): "demo:31b cannot take audio" or
+"Ollama at http://gpu-box:11434 answered 500" would say which model is which.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import re
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 from arena.battles import Pairing, draw_pair
 from arena.errors import StorageError, UsageError
+from arena.lineup import Variant
 from arena.measure import Result
 from ui.compare import ComparisonOutcome, FormOptions, request_from_form
 from ui.services import ArenaServices
 from ui.views import PanelView, md_escape, stats_markdown
 
 SIDES = ("Model A", "Model B")
+#: What stands in a battle's error message for a name, spec or server address.
+HIDDEN = "[hidden]"
+_ADDRESS = re.compile(r"\b[a-z][a-z0-9+.-]*://\S+|\b[\w.-]+:\d{2,5}\b", re.IGNORECASE)
 OUTCOME_TEXT = {"a": "Model A is better", "b": "Model B is better", "tie": "Tie", "both_bad": "Both are bad"}
 
 
@@ -67,13 +74,46 @@ class BattleFlow:
         )
         state.battle_id, state.pairing, state.phase = battle_id, pairing, "streaming"
         results: list[Result | None] = []
-        async for views, results in stream_panels(
-            variants, request, [PanelView(title=side) for side in SIDES], timeout_s=self.services.timeout_s
-        ):
-            yield ComparisonOutcome([_anonymous(v) for v in views], results)
+        views = [PanelView(title=side) for side in SIDES]
+        async for shown, results in stream_panels(variants, request, views, timeout_s=self.services.timeout_s):
+            views = [self._anonymous(v, r) for v, r in zip(shown, results, strict=True)]
+            yield ComparisonOutcome(views, results)
         finished = [r for r in results if r is not None]
         state.stats = tuple(stats_markdown(r.stats) for r in finished)
         state.phase = await asyncio.to_thread(self.services.store.finish_battle, battle_id, finished)
+        yield ComparisonOutcome(views, results, summary=self.summary(state, results))
+
+    def summary(self, state: BattleState, results: Sequence[Result | None]) -> dict[str, Any]:
+        """What `/battle` returns to an API client once it ends: each side's answer, thinking, tool
+        calls and error, and whether the battle takes a vote. Nothing that tells the models apart:
+        no names, specs or stats (those come with the reveal), and error messages redacted."""
+        sides = []
+        for side, result in zip(SIDES, results, strict=False):
+            if result is None:
+                continue
+            sides.append({
+                "side": side,
+                "text": result.text,
+                "thinking": result.thinking,
+                "tool_calls": [call.to_json() for call in result.tool_calls],
+                "error": None if result.error is None else self.redact(result.error),
+                "error_kind": result.error_kind,
+            })
+        return {"can_vote": state.can_vote, "results": sides}
+
+    def redact(self, message: str) -> str:
+        """`message` without what would tell the models apart: the lineup's names, specs, model
+        names and engine prefixes, and every server address."""
+        return redact(message, _identifiers(self.services.lineup.variants))
+
+    def _anonymous(self, view: PanelView, result: Result | None) -> PanelView:
+        """Before the vote a panel shows the answer only: stats (speed, memory) would tell which
+        model is which, and so would an error message that names its model or server."""
+        if view.status == "error" and result is not None:
+            why = md_escape(self.redact(result.error or "unknown error"))
+            return replace(view, stats="", note=f"**Error:** {why}  \nThis model failed to answer, so this battle "
+                                                 "takes no vote. Start a new round.")
+        return replace(view, stats="")
 
     def vote(self, state: BattleState, outcome: str) -> str:
         """Record the one vote of this battle and return the reveal (names, after the vote only)."""
@@ -98,11 +138,23 @@ def reveal(state: BattleState, outcome: str) -> str:
     return "  \n".join(lines)
 
 
-def _anonymous(view: PanelView) -> PanelView:
-    """Before the vote a panel shows the answer only: stats (speed, memory) and error messages
-    (\"demo:31b cannot take audio\") would tell which model is which."""
-    if view.status == "error":
-        return replace(view, stats="", note="**Error:** this model failed to answer, so this battle takes no "
-                                             "vote. Start a new round.")
-    return replace(view, stats="")
+def redact(message: str, identifiers: Iterable[str]) -> str:
+    """`message` with each of `identifiers` (whole words, any case, longest first) and every
+    server address (`scheme://...`, `host:port`) replaced by HIDDEN."""
+    for word in sorted({i for i in identifiers if i}, key=len, reverse=True):
+        message = re.sub(rf"(?<!\w){re.escape(word)}(?!\w)", HIDDEN, message, flags=re.IGNORECASE)
+    return _ADDRESS.sub(HIDDEN, message)
+
+
+def _identifiers(variants: Iterable[Variant]) -> set[str]:
+    """Every way a message may name one of `variants`: label, spec, engine prefix, model name
+    (and its last path part: `gemma-4-E4B-it` of `google/gemma-4-E4B-it`), backend name."""
+    words = set()
+    for variant in variants:
+        spec = variant.spec
+        words |= {variant.name, str(spec), f"{spec.prefix}:{spec.target}", spec.prefix, spec.target,
+                  spec.target.rstrip("/").rsplit("/", 1)[-1]}
+        if variant.backend is not None:
+            words.add(variant.backend.name)
+    return words
 

@@ -30,6 +30,14 @@ class CompareState:
     variants: tuple[str, ...] = ()
     voted: bool = False
 
+    @property
+    def votable(self) -> tuple[str, ...]:
+        """The variants a vote may name now: those that answered in a stored comparison of two
+        or more, not yet voted on; none otherwise."""
+        if self.battle_id is None or self.voted or len(self.variants) < 2:
+            return ()
+        return self.variants
+
 
 @dataclass(frozen=True)
 class FormOptions:
@@ -44,8 +52,12 @@ class FormOptions:
 
 @dataclass
 class ComparisonOutcome:
+    """One update of a comparison or battle. The last one of a run carries `summary`: what an
+    API client gets in the endpoint's own result (each variant's answer and error)."""
+
     views: list[PanelView]
     results: list[Result | None] = field(default_factory=list)
+    summary: dict[str, Any] | None = None
 
 
 def request_from_form(message: dict[str, Any] | str | None, options: FormOptions) -> Request:
@@ -102,13 +114,15 @@ class CompareFlow:
         views = []
         for name in list(selected)[:MAX_PANELS]:
             variant = self.services.variant(name)
-            status = self.services.status.get(name)
+            state = variant.state
             note = ""
-            if variant.error:
-                note = f"**Unavailable:** {md_escape(variant.error)}"
-            elif not variant.available:
-                progress = "" if status is None else f" ({md_escape(status.message)})"
-                note = f"**Still loading**{progress}: it will answer once ready."
+            if state.phase == "unavailable":
+                note = f"**Unavailable:** {md_escape(state.detail)}"
+            elif state.phase == "restarting":
+                note = (f"**{md_escape(state.label().capitalize())}** after its worker stopped "
+                        f"({md_escape(state.detail)}): it will answer once it is back.")
+            elif state.phase == "loading":
+                note = f"**Still loading** ({md_escape(state.detail)}): it will answer once ready."
             else:
                 missing = wanted - set(variant.backend.capabilities.modalities)  # type: ignore[union-attr]
                 if missing:
@@ -127,13 +141,13 @@ class CompareFlow:
         request = request_from_form(message, options)
         variants = [self.services.variant(name) for name in selected]
         state.battle_id, state.variants, state.voted = None, tuple(selected), False
-        while any(not self.services.status[name].done for name in selected):
+        while any(not v.state.settled for v in variants):  # loading, or restarting after its worker stopped
             yield ComparisonOutcome(self.preview(selected, message))  # "still loading (40%: ...)"
             await asyncio.sleep(0.5)
         results: list[Result | None] = []
-        async for views, results in stream_panels(
-            variants, request, self.preview(selected, message), timeout_s=self.services.timeout_s
-        ):
+        views = self.preview(selected, message)
+        async for shown, results in stream_panels(variants, request, views, timeout_s=self.services.timeout_s):
+            views = shown
             yield ComparisonOutcome(views, results)
         finished = [r for r in results if r is not None]
         if len(finished) == len(variants) >= 2:  # one variant alone is no comparison to vote on
@@ -143,6 +157,7 @@ class CompareFlow:
                 mode="named", voter=self.services.voter,
             )
             state.variants = tuple(r.variant for r in finished if r.ok)  # the vote is on those that answered
+        yield ComparisonOutcome(views, results, summary=comparison_summary(state, results))
 
     def vote(
         self, state: CompareState, *, best: str | None = None, ranking: Sequence[Sequence[str]] | None = None
@@ -152,6 +167,13 @@ class CompareFlow:
             raise UsageError("compare some variants first, then vote on their answers")
         if state.voted:
             raise UsageError("this comparison already has your vote: send a new prompt to vote again")
+        if len(state.variants) < 2:
+            raise UsageError("fewer than two variants answered in your last comparison: there is nothing to vote on")
+        named = [best] if best is not None else [name for tier in ranking or [] for name in tier]
+        strangers = [name for name in named if name not in state.variants]
+        if strangers:
+            raise UsageError(f"{', '.join(map(repr, strangers))} did not answer in your last comparison: "
+                             f"vote on {', '.join(state.variants)}")
         try:
             self.services.store.record_vote(state.battle_id, best=best, ranking=ranking, voter=self.services.voter)
         except StorageError as exc:
@@ -161,6 +183,17 @@ class CompareFlow:
             return f"Vote recorded: **{md_escape(best)}** is best."
         tiers = " > ".join(" = ".join(md_escape(n) for n in tier) for tier in ranking or [])
         return f"Ranking recorded: {tiers}."
+
+
+def comparison_summary(state: CompareState, results: Sequence[Result | None]) -> dict[str, Any]:
+    """What `/compare` returns to an API client once it ends: each variant's answer, thinking,
+    tool calls, stats and error (as the CLI's `compare --json` has them), the id the comparison
+    was recorded under (None when it was not) and the variants a vote may name."""
+    return {
+        "battle_id": state.battle_id,
+        "vote_on": list(state.votable),
+        "results": [r.to_json() for r in results if r is not None],
+    }
 
 
 def ranking_from_ranks(names: Sequence[str], ranks: Sequence[Any]) -> list[list[str]]:

@@ -97,13 +97,14 @@ class FormSettings:
         return [self.system, self.temperature, self.top_p, self.max_new_tokens, self.seed, self.thinking, self.tools]
 
     @staticmethod
-    def options(system: str, temperature: float, top_p: float, max_new_tokens: float, seed: float | None,
-                thinking: bool, tools: str) -> FormOptions:
+    def options(system: str | None, temperature: float | None, top_p: float | None, max_new_tokens: float | None,
+                seed: float | None, thinking: bool | None, tools: str | None) -> FormOptions:
+        """Options from the settings' values; None (an API caller that left one out) is its default."""
         return FormOptions(
             system=system or "",
             temperature=float(temperature or 0),
             top_p=float(top_p or 1),
-            max_new_tokens=int(max_new_tokens or 1),
+            max_new_tokens=int(max_new_tokens or FormOptions.max_new_tokens),
             seed=None if seed in (None, "") else int(seed),
             thinking=bool(thinking),
             tools=tools or "",
@@ -156,6 +157,14 @@ class CompareTab:
     ranks: list[Any]
     vote_ranking: Any
     vote_message: Any
+    result: Any
+
+
+def render_result(elem_id: str) -> Any:
+    """A hidden JSON value that the streaming event sets once, when the run ends: what an API
+    client gets as the endpoint's last output (each variant's answer and error). The page shows
+    the same through its panels, so it stays hidden."""
+    return gr.JSON(label="Result", visible=False, elem_id=elem_id)
 
 
 def render_compare(names: list[str]) -> CompareTab:
@@ -177,12 +186,14 @@ def render_compare(names: list[str]) -> CompareTab:
             best = gr.Radio([], label="Which answer is best?", elem_id="compare-best")
             vote_best = gr.Button("Vote for the best", elem_id="compare-vote-best", interactive=False)
         with gr.Row():
-            ranks = [gr.Dropdown(choices=[str(r) for r in range(1, MAX_PANELS + 1)], label="", visible=False,
-                                 elem_id=f"compare-rank-{i}") for i in range(MAX_PANELS)]
+            # value=None: a Dropdown otherwise starts on its first choice, and a rank left out would be 1
+            ranks = [gr.Dropdown(choices=[str(r) for r in range(1, MAX_PANELS + 1)], value=None, label="",
+                                 visible=False, elem_id=f"compare-rank-{i}") for i in range(MAX_PANELS)]
             vote_ranking = gr.Button("Submit ranking", elem_id="compare-vote-ranking", interactive=False)
         vote_message = gr.Markdown("", elem_id="compare-vote-message")
+    result = render_result("compare-result")
     return CompareTab(variants, prompt, send, stop, status, settings, panels, chart, best, vote_best, ranks,
-                      vote_ranking, vote_message)
+                      vote_ranking, vote_message, result)
 
 
 @dataclass
@@ -195,6 +206,7 @@ class BattleTab:
     votes: dict[str, Any]
     reveal: Any
     new_round: Any
+    result: Any
 
 
 def render_battle() -> BattleTab:
@@ -214,7 +226,8 @@ def render_battle() -> BattleTab:
         }
     reveal = gr.Markdown("", elem_id="battle-reveal")
     new_round = gr.Button("New round", elem_id="new-round")
-    return BattleTab(prompt, send, status, settings, panels, votes, reveal, new_round)
+    result = render_result("battle-result")
+    return BattleTab(prompt, send, status, settings, panels, votes, reveal, new_round, result)
 
 
 @dataclass

@@ -1,6 +1,7 @@
-"""What the web UI works with: the loaded variants, the vote store, and how loading is going.
+"""What the web UI works with: the variants, the vote store, and loading them in the background.
 
-Built by `cli/serve.py` from settings; handlers receive it, nothing is global.
+Built by `cli/serve.py` from settings; handlers receive it, nothing is global. How each variant is
+doing (loading, ready, restarting, unavailable) is `Variant.state`, read from the lineup.
 """
 
 from __future__ import annotations
@@ -8,17 +9,9 @@ from __future__ import annotations
 import asyncio
 import random
 import threading
-from dataclasses import dataclass
 
-from arena.lineup import Lineup, Variant, load_all
+from arena.lineup import Lineup, LoadProgress, Variant, load_all
 from storage import Store
-
-
-@dataclass
-class LoadStatus:
-    fraction: float | None = 0.0
-    message: str = "waiting to load"
-    done: bool = False
 
 
 class ArenaServices:
@@ -36,14 +29,14 @@ class ArenaServices:
         self.voter = voter
         self.timeout_s = timeout_s
         self.rng = random.Random(seed)
-        self.status = {v.name: LoadStatus() for v in lineup.variants}
         self._loader: threading.Thread | None = None
 
-    def start_loading(self) -> None:
-        """Load every variant in the background; the page is served meanwhile and shows progress."""
+    def start_loading(self, progress: LoadProgress | None = None) -> None:
+        """Load every variant in the background; the page is served meanwhile and shows progress
+        (each variant's `state`); `progress` is told too."""
         if self._loader is None:
-            self._loader = threading.Thread(target=lambda: asyncio.run(load_all(self.lineup, self._progress)),
-                                            name="variant loader", daemon=True)
+            loading = load_all(self.lineup, progress) if progress else load_all(self.lineup)
+            self._loader = threading.Thread(target=asyncio.run, args=(loading,), name="variant loader", daemon=True)
             self._loader.start()
 
     def wait_loaded(self, timeout_s: float | None = None) -> bool:
@@ -53,12 +46,8 @@ class ArenaServices:
 
     @property
     def loading(self) -> bool:
+        """The first loading of the variants is still going on."""
         return self._loader is not None and self._loader.is_alive()
-
-    def _progress(self, name: str, fraction: float | None, message: str) -> None:
-        variant = self.lineup.get(name)
-        done = variant.available or variant.error is not None
-        self.status[name] = LoadStatus(fraction, message, done)
 
     @property
     def names(self) -> list[str]:
@@ -67,6 +56,12 @@ class ArenaServices:
     def variant(self, name: str) -> Variant:
         return self.lineup.get(name)
 
-    def close(self) -> None:
+    def close_variants(self) -> None:
+        """End every variant's worker, all at once (`Lineup.close`); answers being generated fail,
+        and a variant still loading stops and is recorded as unavailable. Idempotent."""
         asyncio.run(self.lineup.close())
+
+    def close(self) -> None:
+        """End the variants, then close the store."""
+        self.close_variants()
         self.store.close()

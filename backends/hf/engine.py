@@ -10,9 +10,8 @@ from __future__ import annotations
 import resource
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from transformers.generation import BaseStreamer, LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
@@ -20,7 +19,6 @@ from transformers.generation import BaseStreamer, LogitsProcessorList, StoppingC
 from arena.errors import GenerationError, LoadError, UnsupportedInput
 from backends.base import (
     Capabilities,
-    Chunk,
     LoadReport,
     MemoryReport,
     Modality,
@@ -32,8 +30,14 @@ from backends.base import (
 from backends.hf.gemma_output import GemmaOutputParser, Markers
 from backends.hf.inputs import chat_messages, decode_audio, decode_image
 from backends.hf.options import HFOptions
+from backends.hf.quantization import check_quantized_model_runs, quantization_config, route_unpackable_layers
 
 _DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
+
+# transformers builds a model under process-wide switches (the meta device, the default dtype),
+# so two loads in threads of one process (in-process variants) break each other: the second
+# found its weights still on the meta device. In a worker process this lock is never contended.
+_LOADING = threading.Lock()
 
 
 class Engine:
@@ -74,9 +78,13 @@ class Engine:
         progress(0.5, "loading processor")
         self._load_processor(path)
         progress(0.6, "loading weights")
-        self.model = self._load_model(path, config)
+        with _LOADING:
+            self.model = self._load_model(path, config)
         self.model.eval()
         self._device = str(next(self.model.parameters()).device)
+        notes = [f"{torch.get_num_threads()} CPU thread(s)"]
+        if self.options.quantize:
+            notes += self._check_quantized()
         self.capabilities = self._capabilities(config)
         self._weights = int(self.model.get_memory_footprint())
         return LoadReport(
@@ -86,8 +94,19 @@ class Engine:
             device=self._device,
             dtype=str(next(self.model.parameters()).dtype).removeprefix("torch."),
             quantization=self.options.quantize,
-            notes=(f"{torch.get_num_threads()} CPU thread(s)",),
+            notes=tuple(notes),
         )
+
+    def _check_quantized(self) -> list[str]:
+        """Route the 4-bit layers bitsandbytes' packed CPU kernel cannot take, then run one token
+        so that anything else bitsandbytes cannot run here fails the load with its cause."""
+        assert self.options.quantize is not None
+        routed = route_unpackable_layers(self.model) if self._device == "cpu" else []
+        token_id = self.tokenizer.bos_token_id or 0
+        check_quantized_model_runs(self.model, self.options.quantize, self._device, token_id)
+        if not routed:
+            return []
+        return [f"{len(routed)} 4-bit layer(s) on bitsandbytes' portable CPU path (sizes its fast kernel cannot take)"]
 
     def _load_processor(self, path: str) -> None:
         from transformers import AutoProcessor, AutoTokenizer
@@ -113,14 +132,7 @@ class Engine:
             kwargs["attn_implementation"] = self.options.attn_implementation
         device = self.options.device or ("cuda" if torch.cuda.is_available() else "cpu")
         if self.options.quantize:
-            from transformers import BitsAndBytesConfig
-
-            kwargs["quantization_config"] = BitsAndBytesConfig(
-                load_in_4bit=self.options.quantize == "4bit",
-                load_in_8bit=self.options.quantize == "8bit",
-                bnb_4bit_quant_type="nf4",
-                bnb_4bit_compute_dtype=torch.bfloat16,
-            )
+            kwargs["quantization_config"] = quantization_config(self.options.quantize)
         if self.options.device_map:
             kwargs["device_map"] = self.options.device_map
         elif self.options.quantize:
@@ -158,9 +170,18 @@ class Engine:
         )
 
     # -------------------------------------------------------------- generation
-    def generate(
-        self, request: Request, emit: Callable[[Chunk], None], cancelled: threading.Event
-    ) -> Usage:
+    def output_parser(self) -> GemmaOutputParser:
+        """A fresh parser of this model's output, for one answer."""
+        return GemmaOutputParser(
+            decode=lambda ids: self.tokenizer.decode(ids, skip_special_tokens=True),
+            decode_raw=lambda ids: self.tokenizer.decode(ids, skip_special_tokens=False),
+            markers=Markers.from_vocab(self._token_id),
+            hidden_ids=special_token_ids(self.tokenizer),
+        )
+
+    def prepare(self, request: Request) -> tuple[Any, dict[str, Any]]:
+        """The model inputs and `generate()` arguments for `request`, less the streamer and the
+        cancel check that `generate` adds (the overhead benchmark runs plain generate with these)."""
         missing = request.modalities - self.capabilities.modalities
         if missing:
             raise UnsupportedInput(
@@ -175,19 +196,7 @@ class Engine:
                 f"the prompt ({prompt_length} tokens) plus max_new_tokens ({request.max_new_tokens}) "
                 f"exceeds this model's context of {limit} tokens: shorten the prompt or ask for fewer tokens"
             )
-        parser = GemmaOutputParser(
-            decode=lambda ids: self.tokenizer.decode(ids, skip_special_tokens=True),
-            decode_raw=lambda ids: self.tokenizer.decode(ids, skip_special_tokens=False),
-            markers=Markers.from_vocab(self._token_id),
-            hidden_ids=special_token_ids(self.tokenizer),
-        )
-        streamer = _Streamer(parser, emit)
-        kwargs: dict[str, Any] = dict(
-            max_new_tokens=request.max_new_tokens,
-            streamer=streamer,
-            stopping_criteria=StoppingCriteriaList([_Cancelled(cancelled)]),
-            do_sample=request.temperature > 0,
-        )
+        kwargs: dict[str, Any] = dict(max_new_tokens=request.max_new_tokens, do_sample=request.temperature > 0)
         if request.temperature > 0:
             kwargs.update(temperature=request.temperature, top_p=request.top_p, top_k=0)
         if self.options.demo:
@@ -197,21 +206,31 @@ class Engine:
             kwargs["logits_processor"] = LogitsProcessorList(
                 [DemoStructure(prompt_length, plan, special_token_ids(self.tokenizer))]
             )
+        return inputs, kwargs
+
+    def generate(self, request: Request, sink: TokenSink, cancelled: threading.Event) -> Usage:
+        """Generate the answer to `request`, handing each new token's id to `sink` as it comes
+        (from this thread; the sink must not block). Stops at the next token once `cancelled` is set."""
+        inputs, kwargs = self.prepare(request)
+        streamer = _Streamer(sink)
         if request.seed is not None:
             torch.manual_seed(request.seed)
         if self._device.startswith("cuda"):
             torch.cuda.reset_peak_memory_stats()
         try:
             with torch.inference_mode():
-                self.model.generate(**inputs, **kwargs)
+                self.model.generate(
+                    **inputs, **kwargs, streamer=streamer,
+                    stopping_criteria=StoppingCriteriaList([_Cancelled(cancelled)]),
+                )
         except torch.OutOfMemoryError as exc:
             raise GenerationError(
                 "out of memory while generating: ask for fewer tokens, a smaller image, or quantize=4bit"
             ) from exc
-        for chunk in parser.finish():
-            emit(chunk)
+        finally:
+            sink.end()
         self._last_peak = self._peak_memory()
-        return Usage(input_tokens=prompt_length, output_tokens=streamer.generated)
+        return Usage(input_tokens=int(inputs["input_ids"].shape[1]), output_tokens=streamer.generated)
 
     def _inputs(self, request: Request) -> Any:
         messages = chat_messages(request)
@@ -260,12 +279,21 @@ class Engine:
         return MemoryReport(peak_bytes=peak, weights_bytes=self._weights, kind=kind)
 
 
-class _Streamer(BaseStreamer):
-    """transformers calls put() with the prompt first, then with each new token."""
+class TokenSink(Protocol):
+    """Where `Engine.generate` hands the generated tokens."""
 
-    def __init__(self, parser: GemmaOutputParser, emit: Callable[[Chunk], None]) -> None:
-        self._parser = parser
-        self._emit = emit
+    def put(self, token_ids: list[int]) -> None:
+        """New tokens, in order, from the generation thread."""
+
+    def end(self) -> None:
+        """Generation is over (also after a failure)."""
+
+
+class _Streamer(BaseStreamer):
+    """transformers calls put() with the prompt first, then with each new token, and end() once done."""
+
+    def __init__(self, sink: TokenSink) -> None:
+        self._sink = sink
         self._prompt_seen = False
         self.generated = 0
 
@@ -273,13 +301,12 @@ class _Streamer(BaseStreamer):
         if not self._prompt_seen:
             self._prompt_seen = True
             return
-        for token_id in value.reshape(-1).tolist():
-            self.generated += 1
-            for chunk in self._parser.feed(int(token_id)):
-                self._emit(chunk)
+        token_ids = value.reshape(-1).tolist()
+        self.generated += len(token_ids)
+        self._sink.put(token_ids)
 
     def end(self) -> None:
-        """Nothing to flush here: Engine.generate flushes the parser after generate() returns."""
+        self._sink.end()  # at once: the last tokens need not wait for generate() to return
 
 
 class _Cancelled(StoppingCriteria):

@@ -1,6 +1,6 @@
 """Turns the tokens a Gemma 4 model generates into answer text, a thinking trace and tool calls.
 
-Gemma 4 marks its output with single special tokens (see reference/gemma4.md):
+Gemma 4 marks its output with single special tokens (each marker is one token in its tokenizer):
 `<|channel>thought\n ... <channel|>` around thinking, and `<|tool_call>call:NAME{...}<tool_call|>`
 around a tool call whose strings are quoted by `<|"|>`. Working on token ids rather than decoded
 text means a marker is never split across chunks and every token is counted exactly once.
@@ -36,11 +36,16 @@ class Markers:
 
 
 class GemmaOutputParser:
-    """Feed generated token ids one at a time; get back the chunks they complete.
+    """Feed generated token ids, one at a time or several at once; get back the chunks they complete.
 
     `decode` turns ids into text without special tokens; `decode_raw` keeps them (for the `<|"|>`
     quotes inside tool calls). `hidden_ids` are special tokens that are never shown (end of turn,
     padding, media placeholders).
+
+    Markers are handled token by token, so none is ever split and every token is counted once:
+    each chunk carries the tokens seen since the previous chunk. Text is decoded once per call,
+    over a short window (the ids since the previous call's boundary), so feeding a batch costs one
+    decode, and each token costs the same however long the answer grows.
     """
 
     def __init__(
@@ -67,47 +72,44 @@ class GemmaOutputParser:
         self._pending_tokens = 0  # tokens seen but not yet reported in a chunk
 
     def feed(self, token_id: int) -> list[Chunk]:
-        self._pending_tokens += 1
+        return self.feed_many((token_id,))
+
+    def feed_many(self, token_ids: Iterable[int]) -> list[Chunk]:
+        """The chunks that `token_ids`, in order, complete; the same text and token counts
+        whether a run of tokens is fed at once or one by one."""
+        out: list[Chunk] = []
         m = self._markers
-        if token_id == m.tool_call_open:
-            out = self._close_segment()
-            self._in_tool_call, self._tool_ids = True, []
-            return out
-        if self._in_tool_call:
-            if token_id != m.tool_call_close:
-                self._tool_ids.append(token_id)
-                return []
-            self._in_tool_call = False
-            return [self._take(Chunk(tool_call=parse_tool_call(self._decode_raw(self._tool_ids))))]
-        if token_id == m.channel_open:
-            out = self._close_segment()
-            self._in_header, self._header = True, ""
-            return out
-        if token_id == m.channel_close:
-            out = self._close_segment()
-            self._channel, self._in_header = "answer", False
-            return out
-        if token_id in self._hidden:
-            return []
-        if self._in_header:
-            self._header += self._decode([token_id])
-            if "\n" not in self._header:
-                return []
-            name, _, rest = self._header.partition("\n")
-            self._in_header = False
-            self._channel = "thinking" if name.strip() == "thought" else "answer"
-            return [self._take(Chunk(text=rest, channel=self._channel))] if rest else []
-        self._segment.append(token_id)
-        # Decode only a short window (from the last emitted boundary), so each token costs the
-        # same however long the answer grows.
-        window = self._decode(self._segment[self._window_start:])
-        if window.endswith("\ufffd"):  # a multi-byte character is not complete yet
-            return []
-        delta = window[len(self._window_text):]
-        self._window_start = self._window_end
-        self._window_end = len(self._segment)
-        self._window_text = self._decode(self._segment[self._window_start:])
-        return [self._take(Chunk(text=delta, channel=self._channel))] if delta else []
+        for token_id in token_ids:
+            self._pending_tokens += 1
+            if token_id == m.tool_call_open:
+                out += self._close_segment()
+                self._in_tool_call, self._tool_ids = True, []
+            elif self._in_tool_call:
+                if token_id != m.tool_call_close:
+                    self._tool_ids.append(token_id)
+                else:
+                    self._in_tool_call = False
+                    out.append(self._take(Chunk(tool_call=parse_tool_call(self._decode_raw(self._tool_ids)))))
+            elif token_id == m.channel_open:
+                out += self._close_segment()
+                self._in_header, self._header = True, ""
+            elif token_id == m.channel_close:
+                out += self._close_segment()
+                self._channel, self._in_header = "answer", False
+            elif token_id in self._hidden:
+                continue
+            elif self._in_header:
+                self._header += self._decode([token_id])
+                if "\n" in self._header:
+                    name, _, rest = self._header.partition("\n")
+                    self._in_header = False
+                    self._channel = "thinking" if name.strip() == "thought" else "answer"
+                    if rest:
+                        out.append(self._take(Chunk(text=rest, channel=self._channel)))
+            else:
+                self._segment.append(token_id)  # decoded below, once for the whole call
+        out += self._advance_window()
+        return out
 
     def finish(self) -> list[Chunk]:
         """Flush what is left at the end of generation (an unfinished tool call is shown as text)."""
@@ -118,6 +120,19 @@ class GemmaOutputParser:
         if self._pending_tokens:
             out.append(self._take(Chunk(channel=self._channel)))
         return out
+
+    def _advance_window(self) -> list[Chunk]:
+        """Send the text of the ids added since the window last moved. Only the window is decoded
+        (from the previous boundary), so the cost does not grow with the answer."""
+        if len(self._segment) == self._window_end:
+            return []
+        window = self._decode(self._segment[self._window_start:])
+        if window.endswith("\ufffd"):  # a multi-byte character is not complete yet
+            return []
+        delta = window[len(self._window_text):]
+        self._window_start, self._window_end = self._window_end, len(self._segment)
+        self._window_text = self._decode(self._segment[self._window_start:])
+        return [self._take(Chunk(text=delta, channel=self._channel))] if delta else []
 
     def _close_segment(self) -> list[Chunk]:
         window = self._decode(self._segment[self._window_start:]) if self._segment else ""
