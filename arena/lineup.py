@@ -63,7 +63,7 @@ class Variant:
         if state.phase == "unavailable":
             return state.detail
         if state.phase == "restarting":
-            return f"{self.name} is restarting ({state.label()}): {state.detail}. Try again in a few seconds"
+            return f"{self.name} is {state.label()} after its worker stopped ({state.detail}): try again soon"
         return None
 
     @property

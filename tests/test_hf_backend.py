@@ -47,7 +47,7 @@ def pair(demo_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
 
 
 def test_text_answer_streams_while_it_is_generated(pair: Lineup) -> None:
-    request = Request(prompt="Tell me about memory.", max_new_tokens=128)
+    request = Request(prompt="Tell me about memory.", max_new_tokens=256)
 
     async def collect() -> tuple[list[Update], list[Update]]:
         chunks, results = [], []
@@ -59,11 +59,11 @@ def test_text_answer_streams_while_it_is_generated(pair: Lineup) -> None:
     result = results[0].result
     assert result is not None and result.ok, result
     assert result.text
-    assert result.stats.output_tokens == 128  # the demo variants always use their whole budget
+    assert result.stats.output_tokens == 256  # the demo variants always use their whole budget
     assert result.stats.token_source == "engine"
     streamed = [u.chunk for u in chunks if u.chunk is not None]
     assert streamed[0].tokens == 1 and streamed[0].text  # the first token travels alone, at once
-    assert sum(c.tokens for c in streamed) == 128  # batched, yet every token counted once
+    assert sum(c.tokens for c in streamed) == 256  # batched, yet every token counted once
     assert "".join(c.text for c in streamed) == result.text
     arrivals = [u.at for u in chunks]
     assert len(set(arrivals)) >= 3  # several messages while generating, not one at the end

@@ -153,7 +153,8 @@ class ArenaApp:
         lb.refresh.click(**refresh, api_visibility="private")
         # Drawn when the tab is opened, not on page load: the charts take CPU a first prompt needs.
         self.leaderboard_tab.select(**refresh, api_visibility="private")
-        status = {"fn": self.variant_status, "inputs": None, "outputs": [v.table, v.timer], **progress_on(),
+        # Refreshed every second for as long as the page is open: a worker that dies later shows at once.
+        status = {"fn": self.variant_status, "inputs": None, "outputs": [v.table], **progress_on(),
                   "api_visibility": "private"}
         self.blocks.load(**status)  # the table has a status column: no spinner over it
         v.timer.tick(**status)
@@ -316,7 +317,7 @@ class ArenaApp:
                 report.device if report else "-",
                 state.detail or variant.progress[1],
             ])
-        return {self.variants.table: rows, self.variants.timer: gr.Timer(active=True)}
+        return {self.variants.table: rows}
 
     async def discover_ollama(self, host: str | None = None) -> str:
         """The models pulled on the Ollama server at `host` (empty: OLLAMA_HOST or the local

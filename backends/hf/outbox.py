@@ -1,10 +1,11 @@
 """How a worker's answer crosses the pipe: several tokens to a message, at most one every `hold_s`.
 
-A demo token takes ~2-3 ms on a fast CPU, and each message costs the worker ~0.15 ms (parse,
-pickle, write, the app's reader waking up), so sending every token alone cost a visible part of
-a token. Generation hands its token ids to an `Outbox`, which parses and ships what has gathered
-in one ("chunks", id, [Chunk, ...]) message, at most one every `hold_s`; in between, a token
-costs a list append and a clock read.
+A demo token takes 1.5-3 ms on a CPU. Sent one at a time, a token cost the worker ~0.25 ms and
+the app ~0.15 ms more than plain `generate()` (parsing, pickling, the write, and the wake-ups it
+causes on both sides), and on a busy machine every message the app wakes up for may also take the
+CPU from the worker for a while. So generation hands its token ids to an `Outbox`, which parses
+what has gathered in one go and ships it as one ("chunks", id, [Chunk, ...]) message, at most one
+every `hold_s`; in between, a token costs a list append and a clock read.
 
 Shipping happens on the generation thread, between two tokens, and never waits on the pipe: if the
 app has not read enough of it to take a message at once, the tokens keep gathering. (A sender
@@ -43,9 +44,9 @@ class Outbox:
     final chunks), so a message sent afterwards ("done") comes last.
     """
 
-    #: After a message, how long tokens gather before the next one (seconds). The UI shows at most
-    #: 20 updates a second anyway; the first chunk and the end of generation never wait for it.
-    hold_s = 0.025
+    #: After a message, how long tokens gather before the next one (seconds): the UI shows at most
+    #: 20 updates a second anyway. The first chunk and the end of generation never wait for it.
+    hold_s = 0.05
 
     def __init__(
         self, send: Send, can_send: Callable[[], bool], request_id: int, parser: GemmaOutputParser
