@@ -27,6 +27,8 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -91,6 +93,9 @@ def _load(specs: list[str], settings: Settings) -> Lineup:
 
 
 # ------------------------------------------------------------------ (a) overhead
+RUNS_PER_ROUND = 3  # of each side; the best of them counts
+
+
 def _plain_generate(conn: Connection, options: HFOptions, cache_dir: Path) -> None:
     """A process set up like a variant's worker (same threads, same model loading, same inputs and
     generate() arguments) that runs plain model.generate with a streamer that only reads the clock.
@@ -129,9 +134,10 @@ def bench_overhead(settings: Settings, tokens: int, rounds: int) -> float:
     """Decode tokens/s as the measuring wrapper reports them through the arena, against plain
     model.generate in a process set up the same way, on the same tokens; returns the median ratio.
 
-    Each round runs both twice, mirrored (plain, arena, arena, plain, then the other way round),
-    so that drifting load hits both alike, and compares the better run of each: other work on the
-    machine only ever slows a run down, so the better of two is the closer to what the code costs.
+    Each round alternates the two, RUNS_PER_ROUND runs each (plain first, then arena first in
+    the next round), so that drifting load hits both alike, and compares the best run of each:
+    other work on the machine only ever slows a run down, so the best is the closest to what the
+    code costs.
     """
     spec = "demo:e2b?threads=1"
     request = Request(prompt="Measure the overhead of the arena.", max_new_tokens=tokens)
@@ -145,6 +151,9 @@ def bench_overhead(settings: Settings, tokens: int, rounds: int) -> float:
     plain.start()
     try:
         assert parent.recv() == "loaded"
+        # Where the CPU time goes. Each process idles while the other side runs, so its total over
+        # all rounds is what its own runs used.
+        processes = {"plain": psutil.Process(plain.pid), "worker": psutil.Process(backend.pid), "app": psutil.Process()}
 
         def plain_rate() -> float:
             parent.send(request)
@@ -160,16 +169,18 @@ def bench_overhead(settings: Settings, tokens: int, rounds: int) -> float:
 
         arena_text = asyncio.run(run_all(lineup.variants, request))[0].text  # also warms both up
         plain_rate()
+        cpu = {side: -_cpu_seconds(process) for side, process in processes.items()}
         runs: dict[str, list[float]] = {"plain": [], "arena": []}
         best: dict[str, list[float]] = {"plain": [], "arena": []}
         for i in range(rounds):
-            order = ["plain", "arena", "arena", "plain"] if i % 2 == 0 else ["arena", "plain", "plain", "arena"]
+            order = ["plain", "arena"] * RUNS_PER_ROUND if i % 2 == 0 else ["arena", "plain"] * RUNS_PER_ROUND
             rates: dict[str, list[float]] = {"plain": [], "arena": []}
             for side in order:
                 rates[side].append(plain_rate() if side == "plain" else arena_rate())
             for side in runs:
                 runs[side] += rates[side]
                 best[side].append(max(rates[side]))
+        cpu = {side: seconds + _cpu_seconds(processes[side]) for side, seconds in cpu.items()}
     finally:
         parent.send(None)
         plain.join(10)
@@ -178,7 +189,8 @@ def bench_overhead(settings: Settings, tokens: int, rounds: int) -> float:
     costs = [1000 / a - 1000 / p for a, p in zip(best["arena"], best["plain"], strict=True)]
     ratio, worst = statistics.median(ratios), min(ratios)
     q1, _, q3 = statistics.quantiles(ratios, n=4)
-    print(f"(a) overhead, {spec}, {tokens} tokens, {rounds} rounds of 2+2 interleaved runs, decode rate:")
+    print(f"(a) overhead, {spec}, {tokens} tokens, {rounds} rounds of {RUNS_PER_ROUND}+{RUNS_PER_ROUND} "
+          "interleaved runs, decode rate (best of each side per round):")
     for label, side in (("plain model.generate", "plain"), ("through the arena", "arena")):
         median = statistics.median(runs[side])
         print(f"    {label:22s} {median:7.1f} tok/s = {1000 / median:.3f} ms/token   "
@@ -186,8 +198,17 @@ def bench_overhead(settings: Settings, tokens: int, rounds: int) -> float:
     print(f"    measuring path's cost per token: {statistics.median(costs):+.3f} ms (median of rounds; "
           f"min {min(costs):+.3f}, max {max(costs):+.3f})")
     print(f"    ratio per round: median {ratio:.3f}, IQR {q1:.3f}-{q3:.3f}, min {worst:.3f}, max {max(ratios):.3f}")
+    per_token = {side: 1000 * seconds / (RUNS_PER_ROUND * rounds * tokens) for side, seconds in cpu.items()}
+    print(f"    CPU per token over whole requests: plain {per_token['plain']:.3f} ms; "
+          f"arena {per_token['worker']:.3f} ms in the worker + {per_token['app']:.3f} ms in the app "
+          f"({(per_token['worker'] + per_token['app']) / per_token['plain']:.3f}x)")
     print(f"    target >= 0.95: median {_verdict(ratio)}, worst round {_verdict(worst)}")
     return ratio
+
+
+def _cpu_seconds(process: psutil.Process) -> float:
+    times = process.cpu_times()
+    return float(times.user + times.system)
 
 
 def _verdict(ratio: float) -> str:
@@ -252,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tokens", type=int, default=128, help="(b): new tokens per variant")
     parser.add_argument("--repeats", type=int, default=3, help="(b): runs of each way")
     parser.add_argument("--overhead-tokens", type=int, default=256, help="(a): new tokens per run")
-    parser.add_argument("--rounds", type=int, default=10, help="(a): rounds of 2 plain + 2 arena runs")
+    parser.add_argument("--rounds", type=int, default=10, help="(a): rounds of 3 plain + 3 arena runs")
     parser.add_argument("--large", action="store_true", help="(b) only, on bigger random configs")
     parser.add_argument("--device", default="", help="cpu or cuda (default: cuda when available)")
     args = parser.parse_args(argv)

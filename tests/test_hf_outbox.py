@@ -63,8 +63,11 @@ def test_without_a_hold_every_token_goes_at_once() -> None:
     with pipe.outbox(hold_s=0) as box:
         for token in (12, 13, 12):
             box.put([token])
-    assert [m[2] for m in pipe.messages] == [[Chunk("Hello", tokens=1)], [Chunk(" world", tokens=1)],
-                                            [Chunk("Hello", tokens=1)]]
+    assert [m[2] for m in pipe.messages] == [
+        [Chunk("Hello", tokens=1)],
+        [Chunk(" world", tokens=1)],
+        [Chunk("Hello", tokens=1)],
+    ]
 
 
 def test_tokens_gather_while_the_app_is_behind_and_go_together_after() -> None:

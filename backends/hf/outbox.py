@@ -48,9 +48,7 @@ class Outbox:
     #: 20 updates a second anyway. The first chunk and the end of generation never wait for it.
     hold_s = 0.05
 
-    def __init__(
-        self, send: Send, can_send: Callable[[], bool], request_id: int, parser: GemmaOutputParser
-    ) -> None:
+    def __init__(self, send: Send, can_send: Callable[[], bool], request_id: int, parser: GemmaOutputParser) -> None:
         self._send = send
         self._can_send = can_send
         self._request_id = request_id
@@ -62,9 +60,7 @@ class Outbox:
     def __enter__(self) -> Outbox:
         return self
 
-    def __exit__(
-        self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
         self.end()
 
     def put(self, token_ids: list[int]) -> None:

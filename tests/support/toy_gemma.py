@@ -7,9 +7,22 @@ from backends.hf.gemma_output import GemmaOutputParser, Markers
 
 # ids 0-9 are markers/specials, 10+ are text pieces.
 VOCAB = {
-    0: "<eos>", 1: "<|channel>", 2: "<channel|>", 3: "<|tool_call>", 4: "<tool_call|>", 5: '<|"|>',
-    10: "thought", 11: "\n", 12: "Hello", 13: " world", 14: "hmm", 15: "call:get_weather{city:",
-    16: "Oslo", 17: "}", 18: "\xc3", 19: "\xa9",
+    0: "<eos>",
+    1: "<|channel>",
+    2: "<channel|>",
+    3: "<|tool_call>",
+    4: "<tool_call|>",
+    5: '<|"|>',
+    10: "thought",
+    11: "\n",
+    12: "Hello",
+    13: " world",
+    14: "hmm",
+    15: "call:get_weather{city:",
+    16: "Oslo",
+    17: "}",
+    18: "\xc3",
+    19: "\xa9",
 }
 SPECIAL = {0, 1, 2, 3, 4, 5}
 #: Thinking, an answer with a two-token "é" in it, a tool call, an end of turn: every path of the parser.
