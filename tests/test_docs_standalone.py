@@ -14,7 +14,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 # Names of notes that live beside the project in its authors' workplace, never in the repository.
 OUTSIDE_NOTES = re.compile(
-    r"reference/[\w.-]+\.(?:md|txt)|\.\./shared\b|\bARCHITECTURE\.md\b|\bSTYLE\.md\b|/work/|/opt/(?:wheels|pypi)"
+    r"reference/[\w.-]+\.(?:md|txt)|\.\./shared\b|\bARCHITECTURE\.md\b|\bSTYLE\.md\b"
 )
 # Markdown links to local files: [text](path) where path is not a URL or an anchor.
 MARKDOWN_LINK = re.compile(r"\]\((?!https?://|mailto:|#)([^)\s#]+)")

@@ -104,13 +104,17 @@ def test_compare_ranking_with_a_tie(services: ArenaServices) -> None:
     assert len(results) == 3 and "tie" in results.values()
 
 
-def test_a_failed_variant_is_left_out_of_the_vote(tmp_path: Path) -> None:
-    backends = {
+def one_broken_two() -> dict[str, ScriptedBackend]:
+    """Three variants, the middle one failing at once."""
+    return {
         "one": ScriptedBackend("one", tokens(3, 0.0)),
         "broken": ScriptedBackend("broken", [Step(0.0, error=GenerationError("boom"))]),
         "two": ScriptedBackend("two", tokens(3, 0.0)),
     }
-    services = scripted_services(backends, tmp_path / "a.db")
+
+
+def test_a_failed_variant_is_left_out_of_the_vote(tmp_path: Path) -> None:
+    services = scripted_services(one_broken_two(), tmp_path / "a.db")
     try:
         state, flow = CompareState(), CompareFlow(services)
         drain(flow.run(state, ["scripted:one", "scripted:broken", "scripted:two"], "hi", OPTIONS))
@@ -152,12 +156,7 @@ def test_compare_ends_with_every_variants_answer_stats_and_error(tmp_path: Path)
 
 
 def test_vote_naming_a_variant_that_did_not_answer_is_refused(tmp_path: Path) -> None:
-    backends = {
-        "one": ScriptedBackend("one", tokens(3, 0.0)),
-        "broken": ScriptedBackend("broken", [Step(0.0, error=GenerationError("boom"))]),
-        "two": ScriptedBackend("two", tokens(3, 0.0)),
-    }
-    services = scripted_services(backends, tmp_path / "a.db")
+    services = scripted_services(one_broken_two(), tmp_path / "a.db")
     try:
         state, flow = CompareState(), CompareFlow(services)
         drain(flow.run(state, ["scripted:one", "scripted:broken", "scripted:two"], "hi", OPTIONS))
