@@ -3,7 +3,9 @@
 (a) overhead: decode tokens/s through fan-out + measurement (worker process, pipe, parser,
     measuring wrapper) vs plain `model.generate` in a process set up like a worker: same tiny
     model, same thread count, same inputs and sampling, the same tokens (checked). Runs alternate,
-    in rounds; the median ratio and the worst round are both held to the target, ratio >= 0.95.
+    in rounds; the verdict is on the median ratio of the rounds, target >= 0.95. The worst round
+    is printed beside the noise floor: how far plain runs fell from the best plain run of their
+    own round (the same code against itself), which is what one round can lose to the machine.
 (b) parallelism: 2 and 4 variants run concurrently vs the same variants one after the other.
     Reported as a speedup (on 2 CPU cores, 2x is the ceiling).
 
@@ -172,6 +174,7 @@ def bench_overhead(settings: Settings, tokens: int, rounds: int) -> float:
         cpu = {side: -_cpu_seconds(process) for side, process in processes.items()}
         runs: dict[str, list[float]] = {"plain": [], "arena": []}
         best: dict[str, list[float]] = {"plain": [], "arena": []}
+        plain_spread: list[float] = []  # the noise floor: plain against itself within a round
         for i in range(rounds):
             order = ["plain", "arena"] * RUNS_PER_ROUND if i % 2 == 0 else ["arena", "plain"] * RUNS_PER_ROUND
             rates: dict[str, list[float]] = {"plain": [], "arena": []}
@@ -180,6 +183,7 @@ def bench_overhead(settings: Settings, tokens: int, rounds: int) -> float:
             for side in runs:
                 runs[side] += rates[side]
                 best[side].append(max(rates[side]))
+            plain_spread.append(min(rates["plain"]) / max(rates["plain"]))
         cpu = {side: seconds + _cpu_seconds(processes[side]) for side, seconds in cpu.items()}
     finally:
         parent.send(None)
@@ -202,7 +206,10 @@ def bench_overhead(settings: Settings, tokens: int, rounds: int) -> float:
     print(f"    CPU per token over whole requests: plain {per_token['plain']:.3f} ms; "
           f"arena {per_token['worker']:.3f} ms in the worker + {per_token['app']:.3f} ms in the app "
           f"({(per_token['worker'] + per_token['app']) / per_token['plain']:.3f}x)")
-    print(f"    target >= 0.95: median {_verdict(ratio)}, worst round {_verdict(worst)}")
+    print(f"    noise floor: plain against itself, worst run of a round / best of that round: median "
+          f"{statistics.median(plain_spread):.3f}, min {min(plain_spread):.3f}")
+    print(f"    target >= 0.95 (median of rounds): {_verdict(ratio)}; worst round {worst:.3f} "
+          f"({'within' if worst >= min(plain_spread) else 'below'} the noise floor {min(plain_spread):.3f})")
     return ratio
 
 
