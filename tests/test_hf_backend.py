@@ -258,7 +258,10 @@ def test_hung_worker_times_out_alone_and_is_ended(settings: Settings) -> None:
                 results["stopped"] = True
             if update.result is not None:
                 results[update.variant] = update.result
-        await asyncio.sleep(2.0)  # the cancel grace passes while the app keeps running
+        # The app keeps running while the cancel grace passes and the hung worker is ended.
+        async with asyncio.timeout(30):
+            while hung.state.phase != "restarting":
+                await asyncio.sleep(0.05)
         return results["hung"], results["fine"]
 
     try:
