@@ -16,17 +16,16 @@ AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".mp3", ".webm", ".m4a"}
 
 
 def parse_tools(text: str | None) -> tuple[Tool, ...]:
-    """Tools from a JSON list of OpenAI-style functions, or the path of a file holding one."""
+    """Tools from JSON: a list of OpenAI-style functions, or one. Text only, never a path: the web
+    form passes what a browser typed, and a path would have the server read its own files for it
+    (the CLI reads `--tools FILE` itself, `read_tools_arg`)."""
     if not text or not text.strip():
         return ()
-    source = text
     if not text.lstrip().startswith(("[", "{")):
-        path = Path(text.strip())
-        if not path.is_file():
-            raise UsageError("tools must be a JSON list of functions (or a file holding one)")
-        source = path.read_text()
+        raise UsageError("tools must be JSON: a list of OpenAI-style functions, e.g. "
+                         '[{"type": "function", "function": {"name": "get_weather", "parameters": {}}}]')
     try:
-        data = json.loads(source)
+        data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise UsageError(f"tools is not valid JSON: {exc.msg} at line {exc.lineno}") from exc
     items = data if isinstance(data, list) else [data]
@@ -34,6 +33,16 @@ def parse_tools(text: str | None) -> tuple[Tool, ...]:
         return tuple(Tool.from_json(item) for item in items)
     except (ValueError, AttributeError, TypeError) as exc:
         raise UsageError(f"tools: {exc}") from exc
+
+
+def read_tools_arg(text: str | None) -> str | None:
+    """The CLI's `--tools`: JSON as it is, or the contents of the file it names."""
+    if not text or text.lstrip().startswith(("[", "{")):
+        return text
+    path = Path(text.strip())
+    if not path.is_file():
+        raise UsageError(f"tools must be a JSON list of functions or a file holding one: {text.strip()} is neither")
+    return path.read_text()
 
 
 def split_media(paths: Sequence[str | Path]) -> tuple[tuple[Media, ...], tuple[Media, ...]]:

@@ -14,7 +14,7 @@ from arena.fanout import run_all
 from arena.lineup import Lineup, create_lineup, load_all
 from arena.measure import Result
 from arena.media import read_audio, read_image
-from arena.requests import build_request
+from arena.requests import build_request, read_tools_arg
 from arena.settings import Settings
 from arena.units import format_bytes, format_seconds
 from backends.base import Request
@@ -71,7 +71,7 @@ def build_request_from(args: argparse.Namespace) -> Request:
             top_p=args.top_p,
             seed=args.seed,
             thinking=args.thinking,
-            tools=args.tools,
+            tools=read_tools_arg(args.tools),
         )
     except UsageError as exc:
         raise UsageError(_flag_names(str(exc))) from exc

@@ -15,12 +15,13 @@ import pytest
 
 from arena.battles import Pairing
 from arena.errors import GenerationError, UsageError
+from arena.requests import read_tools_arg
 from backends.base import Capabilities, Request
 from tests.support.media import write_wav
 from tests.support.scripted import ScriptedBackend, Step, tokens
 from tests.support.ui import drain, scripted_services
 from ui.battle import HIDDEN, BattleFlow, BattleState, redact
-from ui.compare import CompareFlow, CompareState, FormOptions, ranking_from_ranks
+from ui.compare import CompareFlow, CompareState, FormOptions, ranking_from_ranks, request_from_form
 from ui.leaderboard import build_view
 from ui.services import ArenaServices
 from ui.streaming import stream_panels
@@ -300,3 +301,28 @@ def test_leaderboard_view_reflects_votes(services: ArenaServices) -> None:
 def test_markdown_escaping_keeps_markup_inert() -> None:
     text = md_escape("<script>alert(1)</script> [click](http://evil) **bold**")
     assert "<script>" not in text and "](" not in text and "**" not in text
+
+
+WEATHER_TOOLS = '[{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}]'
+
+
+def test_the_tools_box_takes_json_and_never_reads_a_file_on_the_server(tmp_path: Path) -> None:
+    """A path typed into the web form would have the server read its own files for a browser
+    (whether /etc/passwd exists, any JSON file as tools): the box takes JSON only."""
+    on_server = tmp_path / "tools.json"
+    on_server.write_text(WEATHER_TOOLS.replace("get_weather", "only_on_the_server"))
+    for typed in (str(on_server), "/etc/passwd", "tools.json"):
+        with pytest.raises(UsageError, match="tools must be JSON") as refused:
+            request_from_form({"text": "hi", "files": []}, FormOptions(tools=typed))
+        assert "only_on_the_server" not in str(refused.value)
+    request = request_from_form({"text": "hi", "files": []}, FormOptions(tools=WEATHER_TOOLS))
+    assert [tool.name for tool in request.tools] == ["get_weather"]
+
+
+def test_the_cli_reads_tools_from_a_file_it_names(tmp_path: Path) -> None:
+    on_disk = tmp_path / "tools.json"
+    on_disk.write_text(WEATHER_TOOLS)
+    assert read_tools_arg(str(on_disk)) == WEATHER_TOOLS
+    assert read_tools_arg(WEATHER_TOOLS) == WEATHER_TOOLS
+    with pytest.raises(UsageError, match="is neither"):
+        read_tools_arg(str(tmp_path / "missing.json"))
