@@ -21,7 +21,7 @@ def parse_tools(text: str | None) -> tuple[Tool, ...]:
     (the CLI reads `--tools FILE` itself, `read_tools_arg`)."""
     if not text or not text.strip():
         return ()
-    if not text.lstrip().startswith(("[", "{")):
+    if not _looks_like_json(text):
         raise UsageError("tools must be JSON: a list of OpenAI-style functions, e.g. "
                          '[{"type": "function", "function": {"name": "get_weather", "parameters": {}}}]')
     try:
@@ -37,12 +37,17 @@ def parse_tools(text: str | None) -> tuple[Tool, ...]:
 
 def read_tools_arg(text: str | None) -> str | None:
     """The CLI's `--tools`: JSON as it is, or the contents of the file it names."""
-    if not text or text.lstrip().startswith(("[", "{")):
+    if not text or _looks_like_json(text):
         return text
     path = Path(text.strip())
     if not path.is_file():
         raise UsageError(f"tools must be a JSON list of functions or a file holding one: {text.strip()} is neither")
     return path.read_text()
+
+
+def _looks_like_json(text: str) -> bool:
+    """A JSON list or object, as tools are given (anything else is a path, on the command line)."""
+    return text.lstrip().startswith(("[", "{"))
 
 
 def split_media(paths: Sequence[str | Path]) -> tuple[tuple[Media, ...], tuple[Media, ...]]:
