@@ -18,25 +18,29 @@
     api_key_env = "VLLM_API_KEY"
 
 Every key but `spec` is an option of that variant, exactly as if given after `?` in the spec.
+
+An optional `[limits]` table sets what one request may ask (`arena.limits.Limits`, same names);
+command-line flags override it:
+
+    [limits]
+    max_prompt_chars = 16_000
+    max_upload_bytes = 10_485_760
+    audio_types = ["wav", "flac"]
 """
 
 from __future__ import annotations
 
 import tomllib
 from pathlib import Path
+from typing import Any
 
 from arena.errors import SpecError, UsageError
+from arena.limits import Limits
 from backends.registry import Registry, VariantSpec
 
 
 def read_variant_file(path: str | Path, registry: Registry) -> list[VariantSpec]:
-    file = Path(path)
-    try:
-        data = tomllib.loads(file.read_text())
-    except FileNotFoundError as exc:
-        raise UsageError(f"variant file {path} does not exist") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise UsageError(f"variant file {path} is not valid TOML: {exc}") from exc
+    data = _read_toml(path)
     entries = data.get("variants")
     if not isinstance(entries, list) or not entries:
         raise UsageError(f"variant file {path} has no [[variants]] entries (see the README for an example)")
@@ -50,3 +54,24 @@ def read_variant_file(path: str | Path, registry: Registry) -> list[VariantSpec]
         except SpecError as exc:
             raise SpecError(f"variant file {path}, entry {number}: {exc}") from exc
     return specs
+
+
+def read_limits_table(path: str | Path) -> dict[str, Any] | None:
+    """The file's `[limits]` table, checked (an unknown key or a wrong type is refused here, naming
+    the file and the known keys), or None when the file has none."""
+    table = _read_toml(path).get("limits")
+    if table is None:
+        return None
+    if not isinstance(table, dict):
+        raise UsageError(f"variant file {path}: limits must be a table: a [limits] line, then key = value lines")
+    Limits.from_mapping(table, where=f"variant file {path}, [limits]")
+    return dict(table)
+
+
+def _read_toml(path: str | Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(Path(path).read_text())
+    except FileNotFoundError as exc:
+        raise UsageError(f"variant file {path} does not exist") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"variant file {path} is not valid TOML: {exc}") from exc

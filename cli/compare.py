@@ -7,13 +7,13 @@ import asyncio
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from arena.errors import UsageError
 from arena.fanout import run_all
+from arena.limits import DEFAULT_LIMITS, Limits, too_much
 from arena.lineup import Lineup, create_lineup, load_all
 from arena.measure import Result
-from arena.media import read_audio, read_image
 from arena.requests import build_request, read_tools_arg
 from arena.settings import Settings
 from arena.units import format_bytes, format_seconds
@@ -21,6 +21,7 @@ from backends.base import Request
 from backends.demo import RANDOM_WEIGHTS_NOTE, VARIANTS
 from backends.registry import default_registry
 from cli import EXIT_OK, EXIT_PARTIAL, add_db_argument
+from cli.limits import add_limit_arguments, limits_from
 from storage import open_store
 
 DEFAULT_VARIANTS = [f"demo:{name}" for name in VARIANTS]
@@ -36,7 +37,10 @@ def add_parser(sub: Any) -> None:
     )
     p.add_argument("--variants", nargs="+", metavar="SPEC", default=DEFAULT_VARIANTS,
                    help="variant specs, e.g. demo:e2b hf:google/gemma-4-E4B-it (default: the four demo variants)")
-    p.add_argument("--prompt", required=True, help="the user message")
+    prompt = p.add_mutually_exclusive_group(required=True)
+    prompt.add_argument("--prompt", help="the user message")
+    prompt.add_argument("--prompt-file", metavar="FILE",
+                        help="read the user message from FILE (UTF-8 text; - reads standard input)")
     p.add_argument("--image", type=Path, action="append", default=[], metavar="FILE",
                    help="attach an image (PNG, JPEG, WebP, GIF, BMP); repeat for several")
     p.add_argument("--audio", type=Path, action="append", default=[], metavar="FILE",
@@ -45,6 +49,8 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--max-new-tokens", type=int, default=128, metavar="N")
     p.add_argument("--temperature", type=float, default=0.0, metavar="T", help="0 (default) decodes greedily")
     p.add_argument("--top-p", type=float, default=1.0, metavar="P")
+    p.add_argument("--top-k", type=int, default=0, metavar="K",
+                   help="sample among the K likeliest tokens (0: no cut-off)")
     p.add_argument("--seed", type=int, metavar="S")
     p.add_argument("--thinking", action="store_true", help="turn on the thinking switch of the chat template")
     p.add_argument("--tools", metavar="JSON_OR_FILE",
@@ -56,38 +62,69 @@ def add_parser(sub: Any) -> None:
                             "else the data folder's arena.db)")
     p.add_argument("--no-record", action="store_true",
                    help="do not record the comparison (a single variant is never recorded: votes need two)")
+    add_limit_arguments(p, serving=False)
     p.set_defaults(handler=run)
 
 
-def build_request_from(args: argparse.Namespace) -> Request:
+def build_request_from(args: argparse.Namespace, limits: Limits = DEFAULT_LIMITS) -> Request:
+    """The Request the flags describe, every limit checked before a file is read or a variant loaded."""
+    prompt_flag = "--prompt-file" if args.prompt is None else "--prompt"
     try:
+        prompt = args.prompt if args.prompt is not None else read_prompt_file(args.prompt_file, limits)
         return build_request(
-            args.prompt,
+            prompt,
             system=args.system,
-            images=[read_image(p) for p in args.image],
-            audio=[read_audio(p) for p in args.audio],
+            images=args.image,
+            audio=args.audio,
             max_new_tokens=args.max_new_tokens,
             temperature=args.temperature,
             top_p=args.top_p,
+            top_k=args.top_k,
             seed=args.seed,
             thinking=args.thinking,
-            tools=read_tools_arg(args.tools),
+            tools=read_tools_arg(args.tools, limits),
+            limits=limits,
         )
     except UsageError as exc:
-        raise UsageError(_flag_names(str(exc))) from exc
+        raise UsageError(_flag_names(str(exc), prompt_flag)) from exc
 
 
-def _flag_names(message: str) -> str:
+def read_prompt_file(name: str, limits: Limits = DEFAULT_LIMITS, stdin: TextIO | None = None) -> str:
+    """The prompt in file `name` ('-': standard input), reading at most one character more than
+    the limit: a 10 GB file is refused after 32,001 characters, not read whole."""
+    limit = limits.max_prompt_chars
+    shown = "- (standard input)" if name == "-" else name
+    try:
+        if name == "-":
+            text = (stdin or sys.stdin).read(limit + 1)
+        else:
+            with open(name, encoding="utf-8") as stream:
+                text = stream.read(limit + 1)
+    except FileNotFoundError:
+        raise UsageError(f"--prompt-file {name} does not exist") from None
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"--prompt-file {shown} is not UTF-8 text (byte {exc.start}): save it as UTF-8") from exc
+    except OSError as exc:
+        raise UsageError(f"--prompt-file {shown} cannot be read: {exc.strerror or exc}") from exc
+    if len(text) > limit:
+        raise too_much(f"--prompt-file {shown}", f"more than {limit:,} characters", f"{limit:,}", "shorten it",
+                       "max_prompt_chars")
+    return text
+
+
+def _flag_names(message: str, prompt_flag: str = "--prompt") -> str:
     """Name the command-line flag in the shared validation messages."""
-    for words, flag in (("the prompt", "--prompt"), ("max new tokens", "--max-new-tokens"),
-                        ("temperature", "--temperature"), ("top-p", "--top-p"), ("tools", "--tools")):
+    for words, flag in (("the prompt", prompt_flag), ("the system prompt", "--system"),
+                        ("max new tokens", "--max-new-tokens"), ("the seed", "--seed"),
+                        ("temperature", "--temperature"), ("top-p", "--top-p"), ("the tools JSON", "--tools"),
+                        ("tools", "--tools")):
         if message.startswith(words):
             return flag + message[len(words):]
     return message
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    request = build_request_from(args)
+    request = build_request_from(args, limits_from(args, None))
     registry = default_registry()
     specs = [registry.parse(text) for text in args.variants]
     lineup = create_lineup(specs, registry, settings)

@@ -3,6 +3,11 @@ stats), FastChat clean battles (one record per pairwise outcome), and a leaderbo
 
 Files are written beside the target and renamed into place when complete, so a failed export
 never leaves half a file where a good one was.
+
+CSV files are for spreadsheets, which run a cell starting with `=`, `+`, `-`, `@`, a tab or a
+carriage return as a formula (`=HYPERLINK(...)` in a prompt would be a live link): every text cell
+that starts so gets a leading `'` (OWASP's advice on CSV injection). JSONL and FastChat files are
+data and keep every string verbatim.
 """
 
 from __future__ import annotations
@@ -25,6 +30,9 @@ from storage.queries import STAT_COLUMNS, voted_variants
 VOTE_FORMATS = ("csv", "jsonl", "fastchat")
 LEADERBOARD_COLUMNS = ("rank", "variant", "rating", "ci_low", "ci_high", "votes", "wins", "losses", "ties")
 SIDE_LETTERS = string.ascii_lowercase
+
+#: What a spreadsheet takes as the start of a formula (OWASP, "CSV Injection").
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 _SIDE_FIELDS = ("variant", "spec", "text", "thinking", "tool_calls", "error", "error_kind", *STAT_COLUMNS, "server")
 _VOTE_FIELDS = (
@@ -110,7 +118,7 @@ def _write_csv(records: list[dict[str, Any]], stream: IO[str]) -> int:
     header = list(_VOTE_FIELDS) + [
         f"{letter}_{field}" for letter in SIDE_LETTERS[:most_sides] for field in _SIDE_FIELDS
     ]
-    writer = csv.writer(stream)
+    writer = _SafeCsvWriter(stream)
     writer.writerow(header)
     for record in records:
         vote = record["vote"]
@@ -194,12 +202,30 @@ def write_leaderboard_csv(rows: Iterable[Any], out: Path) -> int:
     """Write leaderboard rows (objects with the LEADERBOARD_COLUMNS attributes) as CSV."""
     count = 0
     with open_output(out) as stream:
-        writer = csv.writer(stream)
+        writer = _SafeCsvWriter(stream)
         writer.writerow(LEADERBOARD_COLUMNS)
         for row in rows:
             writer.writerow([getattr(row, name) for name in LEADERBOARD_COLUMNS])
             count += 1
     return count
+
+
+def spreadsheet_safe(value: Any) -> Any:
+    """A text cell a spreadsheet would run as a formula, with a leading `'`; anything else as it is
+    (numbers stay numbers: -3.5 is a value, not a formula)."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+class _SafeCsvWriter:
+    """csv.writer whose every text cell goes through `spreadsheet_safe`."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self._writer = csv.writer(stream)
+
+    def writerow(self, row: Iterable[Any]) -> None:
+        self._writer.writerow([spreadsheet_safe(value) for value in row])
 
 
 @contextmanager

@@ -15,9 +15,9 @@ from tests.support.media import write_png, write_wav
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def app(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+def app(*args: str, timeout: float = 300, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "app.py", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout
+        [sys.executable, "app.py", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout, input=stdin
     )
 
 
@@ -53,6 +53,20 @@ def test_compare_json_has_one_result_per_variant_with_stats(tmp_path: Path) -> N
         assert battle.errors[0][0] == "demo:31b"
 
 
+@pytest.mark.parametrize("source", ["file", "standard input"])
+def test_prompt_file_or_standard_input_is_sent_as_the_prompt(tmp_path: Path, source: str) -> None:
+    text = "Line one of a prompt\nand line two, with ünïcode."
+    prompt_file = tmp_path / "prompt.txt"
+    prompt_file.write_text(text, encoding="utf-8")
+    name, stdin = (str(prompt_file), None) if source == "file" else ("-", text)
+    done = app("compare", "--variants", "demo:e2b", "--prompt-file", name, "--max-new-tokens", "2", "--json",
+               stdin=stdin)
+    assert done.returncode == 0, done.stderr
+    document = json.loads(done.stdout)
+    assert document["request"]["prompt"] == text
+    assert document["results"][0]["error"] is None
+
+
 def test_compare_text_output_shows_answers_and_stats() -> None:
     done = app("compare", "--variants", "demo:e2b", "--prompt", "Hi", "--max-new-tokens", "6", "--thinking")
     assert done.returncode == 0, done.stderr
@@ -71,7 +85,11 @@ def test_compare_text_output_shows_answers_and_stats() -> None:
         (["--prompt", "x", "--variants", "demo:e9b"], "unknown demo variant 'e9b'"),
         (["--prompt", "x", "--tools", "[{]"], "--tools is not valid JSON"),
         (["--prompt", "x", "--max-new-tokens", "0"], "--max-new-tokens must be at least 1"),
-        (["--max-new-tokens", "5"], "the following arguments are required: --prompt"),
+        (["--prompt", "x", "--max-new-tokens", "5000"], "--max-new-tokens must be between 1 and 4,096, not 5,000"),
+        (["--prompt", "x", "--seed", str(2**70)], "--seed must be between 0 and 2,147,483,647, not 1,180,591,620"),
+        (["--max-new-tokens", "5"], "one of the arguments --prompt --prompt-file is required"),
+        (["--prompt", "x", "--prompt-file", "p.txt"], "argument --prompt-file: not allowed with argument --prompt"),
+        (["--prompt-file", "missing.txt"], "--prompt-file missing.txt does not exist"),
         (["--prompt", "x", "--temperature", "hot"], "invalid float value"),
     ],
 )
