@@ -3,6 +3,12 @@
 `Battles` is the columnar table every rating function takes (`arena.ratings` re-exports all of
 this module's public names, so import from there). Both tie kinds ("tie" and "both_bad") count
 as a tie in the aggregated counts that ratings use; `outcome_counts` keeps them apart.
+
+**Votes, not pairs.** A vote on three or four variants (a best pick, a ranking) becomes several
+pairwise outcomes, which are not independent: they share one voter's one judgement. Rows may
+therefore carry a vote identity (`PairOutcome.vote`, `Battles.vote`); the rows of one vote are
+one unit wherever votes are counted (`votes_per_variant`) or resampled (`vote_patterns`, for the
+bootstrap). A row without one (every FastChat battle) is a vote of its own.
 """
 
 from __future__ import annotations
@@ -14,6 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike
 
+from arena.bradley_terry import VotePatterns
+
 OUTCOMES = ("a", "b", "tie", "both_bad")
 """The project's vote outcomes, by code: 0 = a wins, 1 = b wins, 2 = tie, 3 = both bad."""
 
@@ -23,12 +31,15 @@ _A_WINS, _B_WINS, _TIE = range(3)  # codes; "both_bad" (3) is the second tie kin
 
 @dataclass(frozen=True)
 class PairOutcome:
-    """One pairwise battle result: `model_a` was shown first, `outcome` is one of `OUTCOMES`."""
+    """One pairwise battle result: `model_a` was shown first, `outcome` is one of `OUTCOMES`.
+    `vote` names the vote it comes from (the pairs of one multi-way vote share it); None: a vote
+    of its own."""
 
     model_a: str
     model_b: str
     outcome: str
     tstamp: float | None = None
+    vote: str | None = None
 
     def __post_init__(self) -> None:
         if self.outcome not in OUTCOME_CODES:
@@ -45,8 +56,9 @@ class Battles:
 
     `models` are sorted unique variant names; `a` and `b` index into them; `outcome` holds codes
     (0 = a wins, 1 = b wins, 2 = tie, 3 = both bad); `tstamp` holds seconds (NaN where unknown),
-    or is None when no battle has one. Rows keep input order. `models` may name variants that
-    have no battles.
+    or is None when no battle has one; `vote` numbers the vote each row comes from (rows of one
+    multi-way vote share a number; -1: a vote of its own), or is None when every row is a vote of
+    its own. Rows keep input order. `models` may name variants that have no battles.
     """
 
     models: tuple[str, ...]
@@ -54,6 +66,7 @@ class Battles:
     b: np.ndarray
     outcome: np.ndarray
     tstamp: np.ndarray | None = None
+    vote: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         # private read-only copies: the table is a value, and the caller's arrays stay theirs
@@ -64,6 +77,8 @@ class Battles:
         }
         if self.tstamp is not None:
             columns["tstamp"] = np.array(self.tstamp, dtype=np.float64)
+        if self.vote is not None:
+            columns["vote"] = np.array(self.vote, dtype=np.int64)
         _check_table(tuple(self.models), columns)
         object.__setattr__(self, "models", tuple(self.models))
         for name, column in columns.items():
@@ -77,12 +92,15 @@ class Battles:
         names = sorted({*models, *(p.model_a for p in pairs), *(p.model_b for p in pairs)})
         index = {name: i for i, name in enumerate(names)}
         timed = any(p.tstamp is not None for p in pairs)
+        votes: dict[str, int] = {}
+        vote = [-1 if p.vote is None else votes.setdefault(p.vote, len(votes)) for p in pairs]
         return cls(
             models=tuple(names),
             a=np.array([index[p.model_a] for p in pairs], dtype=np.intp),
             b=np.array([index[p.model_b] for p in pairs], dtype=np.intp),
             outcome=np.array([OUTCOME_CODES[p.outcome] for p in pairs], dtype=np.int8),
             tstamp=np.array([math.nan if p.tstamp is None else p.tstamp for p in pairs]) if timed else None,
+            vote=np.array(vote, dtype=np.int64) if votes else None,
         )
 
     @classmethod
@@ -93,9 +111,10 @@ class Battles:
         b: ArrayLike,
         outcome: ArrayLike,
         tstamp: ArrayLike | None = None,
+        vote: ArrayLike | None = None,
     ) -> Battles:
         """The fast path for readers: `a` and `b` index into `models`, which need not be sorted
-        (they must be unique); `outcome` holds codes as in the class docstring."""
+        (they must be unique); `outcome` and `vote` hold codes as in the class docstring."""
         if len(set(models)) != len(models):
             raise ValueError("model names must be unique")
         order = sorted(range(len(models)), key=lambda i: models[i])
@@ -104,18 +123,33 @@ class Battles:
         a_index, b_index = np.asarray(a, dtype=np.intp), np.asarray(b, dtype=np.intp)
         _check_indices(len(models), a_index, b_index)
         stamps = None if tstamp is None else np.asarray(tstamp, dtype=np.float64)
-        return cls(tuple(models[i] for i in order), remap[a_index], remap[b_index], np.asarray(outcome), stamps)
+        votes = None if vote is None else np.asarray(vote, dtype=np.int64)
+        return cls(tuple(models[i] for i in order), remap[a_index], remap[b_index], np.asarray(outcome), stamps, votes)
 
     def __len__(self) -> int:
         return len(self.outcome)
 
     def pairs(self) -> list[PairOutcome]:
-        """The rows back as pair outcomes (slow; for tests and small tables)."""
+        """The rows back as pair outcomes (slow; for tests and small tables); a vote is named by
+        its number."""
         stamps = [None] * len(self) if self.tstamp is None else self.tstamp.tolist()
+        votes = [-1] * len(self) if self.vote is None else self.vote.tolist()
         return [
-            PairOutcome(self.models[a], self.models[b], OUTCOMES[code], _known(stamp))
-            for a, b, code, stamp in zip(self.a.tolist(), self.b.tolist(), self.outcome.tolist(), stamps, strict=True)
+            PairOutcome(self.models[a], self.models[b], OUTCOMES[code], _known(stamp), None if v < 0 else str(v))
+            for a, b, code, stamp, v in zip(
+                self.a.tolist(), self.b.tolist(), self.outcome.tolist(), stamps, votes, strict=True
+            )
         ]
+
+    def vote_units(self) -> np.ndarray:
+        """One number per row naming its vote: rows of one vote share it, every other row has
+        one of its own (numbers from 0, in no particular order)."""
+        n = len(self)
+        if self.vote is None:
+            return np.arange(n, dtype=np.int64)
+        own = self.vote < 0
+        shift = int(self.vote.max(initial=-1)) + 1
+        return np.where(own, shift + np.arange(n, dtype=np.int64), self.vote)
 
 
 def _known(stamp: float | None) -> float | None:
@@ -219,3 +253,46 @@ def groups_of(models: Sequence[str], counts: np.ndarray) -> tuple[tuple[str, ...
         unseen -= member
         groups.append(tuple(models[i] for i in sorted(member)))
     return tuple(sorted(groups, key=lambda group: (-len(group), group)))
+
+
+# --- votes as units ----------------------------------------------------------------------------------
+
+
+def vote_count(battles: Battles) -> int:
+    """How many votes the rows come from (a multi-way vote's rows count once)."""
+    if battles.vote is None:
+        return len(battles)
+    grouped = battles.vote[battles.vote >= 0]
+    return len(battles) - len(grouped) + len(np.unique(grouped))
+
+
+def votes_per_variant(battles: Battles) -> np.ndarray:
+    """M counts: the votes each variant took part in (a ranking of four is one vote for each
+    of its four variants, whatever the pairs it implies)."""
+    m = len(battles.models)
+    if battles.vote is None:
+        return np.bincount(battles.a, minlength=m) + np.bincount(battles.b, minlength=m)
+    units = battles.vote_units()
+    keys = np.unique(np.concatenate([units * m + battles.a, units * m + battles.b]))
+    return np.bincount(keys % m, minlength=m)
+
+
+def vote_patterns(battles: Battles) -> VotePatterns:
+    """The votes grouped by the cells of the M x M x 3 counts (`aggregate`) they add to, for
+    `bootstrap`. A vote of one row is a pattern of one cell; a ranking's rows make one pattern."""
+    m = len(battles.models)
+    cells = (battles.a * m + battles.b) * 3 + np.minimum(battles.outcome, _TIE)  # both tie kinds: a tie
+    size = m * m * 3
+    if battles.vote is None or not (battles.vote >= 0).any():
+        return VotePatterns.one_per_cell(np.bincount(cells, minlength=size))
+    _, unit, rows_per_unit = np.unique(battles.vote_units(), return_inverse=True, return_counts=True)
+    alone = rows_per_unit[unit] == 1
+    single = np.bincount(cells[alone], minlength=size)
+    grouped = np.flatnonzero(~alone)
+    grouped = grouped[np.argsort(unit[grouped], kind="stable")]
+    starts = np.flatnonzero(np.diff(unit[grouped], prepend=-1))
+    patterns: dict[tuple[int, ...], int] = {}
+    for part in np.split(cells[grouped], starts[1:]) if grouped.size else ():
+        key = tuple(sorted(part.tolist()))
+        patterns[key] = patterns.get(key, 0) + 1
+    return VotePatterns.from_groups(single, patterns)

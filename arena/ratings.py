@@ -9,9 +9,13 @@ Import everything from here. The pieces live in three modules:
   the counts (Elo scale, equal to FastChat's `compute_bt`), and the tiny prior that keeps clean
   sweeps and disconnected comparison graphs finite (read its docstring).
 - this module: `online_elo` (K=4, time order) and `compute_leaderboard`, which ranks with
-  bootstrap intervals and Rank (UB).
+  bootstrap intervals and Rank (UB), and treats variants with few votes as preliminary
+  (`score_interval`).
 
-Variants with no battles are never rated: the leaderboard lists them as hidden ("no battles").
+A vote is the unit everywhere it matters: the `votes` column counts votes (a ranking of four is
+one vote for each of its variants), and the bootstrap resamples votes with all their pairs
+together (`vote_patterns`). Variants with no battles are never rated: the leaderboard lists them
+as hidden ("no battles").
 """
 
 from __future__ import annotations
@@ -28,8 +32,10 @@ from arena.bradley_terry import (
     ELO_BASE,
     ELO_CENTER,
     ELO_SCALE,
+    VotePatterns,
     bootstrap,
     fit_bradley_terry,
+    pair_wins,
 )
 from arena.errors import UsageError
 from arena.rating_tables import (
@@ -44,12 +50,17 @@ from arena.rating_tables import (
     groups_of,
     merge_ties,
     outcome_counts,
+    vote_count,
+    vote_patterns,
+    votes_per_variant,
     win_rate_matrix,
     win_rates,
 )
 
 ONLINE_ELO_K = 4.0
 DEFAULT_PRELIMINARY_BELOW = 30
+WILSON_Z = 1.959963984540054  # two-sided 95 %
+SCORE_CLIP = 0.01  # a preliminary interval's score bounds stay within [1 %, 99 %]: about +-798 Elo
 
 _A_WINS, _B_WINS, _TIE, _BOTH_BAD = (OUTCOME_CODES[name] for name in ("a", "b", "tie", "both_bad"))
 
@@ -95,8 +106,11 @@ def online_elo(battles: Battles, k: float = ONLINE_ELO_K, *, initial: float = EL
 @dataclass(frozen=True)
 class Row:
     """One listed variant. `rating` is the Bradley-Terry fit on all battles; `ci_low`/`ci_high`
-    the 2.5 % and 97.5 % bootstrap quantiles; `rank` is Rank (UB); `ties` and `both_bad` are the
-    two tie kinds (one in ratings); `elo` is online Elo; `preliminary` flags few votes."""
+    the 2.5 % and 97.5 % bootstrap quantiles (widened for a preliminary row: `score_interval`);
+    `rank` is Rank (UB), shared by all preliminary rows; `votes` counts the votes the variant was
+    in; `wins`, `losses`, `ties` and `both_bad` count the pairwise outcomes those votes imply (a
+    best pick of four is 3 wins), the two tie kinds are one in ratings; `elo` is online Elo;
+    `preliminary` flags fewer votes than the leaderboard's `preliminary_below`."""
 
     variant: str
     rating: float
@@ -128,7 +142,7 @@ class Leaderboard:
     `models` are the listed variants in row order; `win_rate` and `battle_count` are indexed like
     it (see `win_rate_matrix`). `anchor` says how the scale was fixed, `groups` the connected
     comparison groups (more than one: ratings compare only within a group), `hidden` what was
-    left out and why.
+    left out and why. `battles` counts pairwise outcomes, `votes` the votes they came from.
     """
 
     rows: tuple[Row, ...]
@@ -145,6 +159,12 @@ class Leaderboard:
     groups: tuple[tuple[str, ...], ...]
     min_votes: int
     preliminary_below: int
+    votes: int = 0
+
+    @property
+    def preliminary(self) -> int:
+        """How many listed rows are preliminary."""
+        return sum(row.preliminary for row in self.rows)
 
 
 def rank_by_upper_bound(ci_low: np.ndarray, ci_high: np.ndarray) -> np.ndarray:
@@ -168,23 +188,38 @@ def compute_leaderboard(
     """Rate every variant with battles and list those with at least `min_votes` votes.
 
     Ratings are fitted on all battles (a hidden variant's battles still inform the others).
-    `anchor=None` puts the mean of the listed variants at 1000; `anchor=(variant, rating)` pins
-    one rated variant there (its interval then has zero width). Each bootstrap round is anchored
-    the same way. `rounds=0` skips the bootstrap: intervals collapse onto the ratings and ranks
-    follow the ratings. Rows with fewer than `preliminary_below` votes are flagged preliminary.
+    `anchor=None` puts the mean of the listed variants at 1000 (of the listed variants that are
+    not preliminary, when there are any: a variant rated on a few votes swings wildly from one
+    bootstrap round to the next, and would carry every other interval with it);
+    `anchor=(variant, rating)` pins one rated variant there (its interval then has zero width).
+    Each bootstrap round resamples votes (a multi-way vote's pairs together) and is anchored the
+    same way. `rounds=0` skips the bootstrap: intervals collapse onto the ratings and ranks
+    follow the ratings.
+
+    Rows with fewer than `preliminary_below` votes are preliminary: their interval is widened to
+    at least `score_interval` (a bootstrap over one vote has zero width, which would claim a
+    certainty one vote cannot give), and they all share the last rank, 1 + the number of listed
+    rows that are not preliminary; the others are ranked (Rank (UB)) among themselves.
     """
     if rounds < 0 or min_votes < 0 or preliminary_below < 0:
         raise UsageError("rounds, min_votes and preliminary_below must be 0 or more")
     counts4 = outcome_counts(battles)
     tally = _tally(counts4)
-    votes = tally[:, 0]
+    votes = votes_per_variant(battles)
     listed = np.flatnonzero(votes >= max(min_votes, 1))
-    pin, target, description = _anchor(battles.models, votes, listed, anchor)
+    preliminary = votes < preliminary_below
+    settled = listed[~preliminary[listed]]
+    reference = settled if settled.size else listed
+    pin, target, description = _anchor(battles.models, votes, reference, anchor, len(reference) < len(listed))
+    counts = merge_ties(counts4)
     rating, ci_low, ci_high = _rate(
-        merge_ties(counts4), rounds, seed, prior, lambda fits: _shift(fits, pin, listed, target)
+        counts, rounds, seed, prior, lambda fits: _shift(fits, pin, reference, target), vote_patterns(battles)
     )
-    ranks = rank_by_upper_bound(ci_low[listed], ci_high[listed])
-    rank = dict(zip(listed.tolist(), ranks.tolist(), strict=True))
+    low, high = score_interval(counts, rating, votes)
+    widen = preliminary & (np.arange(len(votes)) != (-1 if pin is None else pin))
+    ci_low = np.where(widen, np.minimum.reduce([ci_low, low, rating]), ci_low)
+    ci_high = np.where(widen, np.maximum.reduce([ci_high, high, rating]), ci_high)
+    rank = _ranks(listed, preliminary, ci_low, ci_high)
     elo = online_elo(battles, k)
     rows = sorted(
         (
@@ -200,11 +235,11 @@ def compute_leaderboard(
                 ties=int(tally[i, 3]),
                 both_bad=int(tally[i, 4]),
                 elo=elo[battles.models[i]],
-                preliminary=bool(votes[i] < preliminary_below),
+                preliminary=bool(preliminary[i]),
             )
             for i in rank
         ),
-        key=lambda row: (-row.rating, row.variant),
+        key=lambda row: (row.preliminary, -row.rating, row.variant),
     )
     order = [battles.models.index(row.variant) for row in rows]
     return Leaderboard(
@@ -222,17 +257,67 @@ def compute_leaderboard(
         groups=groups_of(battles.models, counts4),
         min_votes=min_votes,
         preliminary_below=preliminary_below,
+        votes=vote_count(battles),
     )
 
 
+def score_interval(
+    counts: np.ndarray, rating: np.ndarray, votes: np.ndarray, *, z: float = WILSON_Z, clip: float = SCORE_CLIP
+) -> tuple[np.ndarray, np.ndarray]:
+    """A 95 % interval (Elo scale) per model from its score alone: what a preliminary row's
+    interval is widened to at least.
+
+    The score is the share of its pairwise outcomes a model won (a tie half), from M x M x 3
+    `counts`. Its Wilson score interval is taken with n = the model's `votes`, not its pairs
+    (the pairs of one ranking are not independent trials), so one vote gives a wide interval.
+    Each bound becomes a performance rating: the rating whose expected score against the
+    average rating of the model's opponents (weighted by the pairs played, from `rating`) is
+    that bound. Bounds are clipped to a score of [`clip`, 1 - `clip`] (about +-798 Elo from the
+    opponents for 1 %): a sweep of a few votes has an upper Wilson bound of 1, which no finite
+    rating reaches, and a few votes say nothing about gaps wider than that anyway. A model with
+    no votes gets its rating as both bounds.
+    """
+    wins = pair_wins(counts)
+    played = wins + wins.T
+    pairs = played.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        score = np.where(pairs > 0, wins.sum(axis=1) / pairs, 0.5)
+        opponents = np.where(pairs > 0, (played * rating[None, :]).sum(axis=1) / pairs, rating)
+        n = np.maximum(votes, 1).astype(np.float64)
+        spread = z * z / n
+        centre = (score + spread / 2) / (1 + spread)
+        half = z / (1 + spread) * np.sqrt(score * (1 - score) / n + spread / (4 * n))
+    low, high = (np.clip(bound, clip, 1 - clip) for bound in (centre - half, centre + half))
+    points = ELO_SCALE / math.log(ELO_BASE)
+    low_elo = opponents + points * np.log(low / (1 - low))
+    high_elo = opponents + points * np.log(high / (1 - high))
+    unvoted = votes == 0
+    return np.where(unvoted, rating, low_elo), np.where(unvoted, rating, high_elo)
+
+
+def _ranks(listed: np.ndarray, preliminary: np.ndarray, ci_low: np.ndarray, ci_high: np.ndarray) -> dict[int, int]:
+    """Model index -> rank for the listed models: Rank (UB) among those that are not
+    preliminary; every preliminary one shares the rank after them."""
+    settled = listed[~preliminary[listed]]
+    rank = dict(zip(settled.tolist(), rank_by_upper_bound(ci_low[settled], ci_high[settled]).tolist(), strict=True))
+    last = 1 + len(settled)
+    return {i: rank.get(i, last) for i in listed.tolist()}
+
+
 def _rate(
-    counts: np.ndarray, rounds: int, seed: int, prior: float, anchored: Callable[[np.ndarray], np.ndarray]
+    counts: np.ndarray,
+    rounds: int,
+    seed: int,
+    prior: float,
+    anchored: Callable[[np.ndarray], np.ndarray],
+    patterns: VotePatterns,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(rating, 2.5 % bound, 97.5 % bound) per model; every bootstrap round anchored on its own."""
     rating = anchored(fit_bradley_terry(counts, prior=prior))
     if rounds == 0:
         return rating, rating, rating
-    low, high = np.quantile(anchored(bootstrap(counts, rounds, seed, prior=prior)), [0.025, 0.975], axis=0)
+    fits = bootstrap(counts, rounds, seed, prior=prior, patterns=patterns)
+    low, high = np.quantile(anchored(fits), [0.025, 0.975], axis=0)
     return rating, low, high
 
 
@@ -247,13 +332,19 @@ def _tally(counts4: np.ndarray) -> np.ndarray:
 
 
 def _anchor(
-    models: tuple[str, ...], votes: np.ndarray, listed: np.ndarray, anchor: tuple[str, float] | None
+    models: tuple[str, ...],
+    votes: np.ndarray,
+    reference: np.ndarray,
+    anchor: tuple[str, float] | None,
+    settled_only: bool = False,
 ) -> tuple[int | None, float, str]:
-    """(pinned model index or None for the mean, target rating, description)."""
+    """(pinned model index or None for the mean of `reference`, target rating, description);
+    `settled_only`: the reference leaves the preliminary variants out."""
     if anchor is None:
-        if not listed.size:
+        if not reference.size:
             return None, ELO_CENTER, "none (no variant is listed)"
-        return None, ELO_CENTER, f"mean of the {len(listed)} listed variants = {ELO_CENTER:g}"
+        which = "listed variants that are not preliminary" if settled_only else "listed variants"
+        return None, ELO_CENTER, f"mean of the {len(reference)} {which} = {ELO_CENTER:g}"
     variant, rating = anchor
     rated = [name for name, n in zip(models, votes.tolist(), strict=True) if n]
     if variant not in rated:
@@ -263,7 +354,7 @@ def _anchor(
 
 
 def _shift(ratings: np.ndarray, pin: int | None, listed: np.ndarray, target: float) -> np.ndarray:
-    """Shift ratings (M, or R x M one row at a time) so the pin, or the listed mean, is `target`."""
+    """Shift ratings (M, or R x M one row at a time) so the pin, or the mean of `listed`, is `target`."""
     if pin is not None:
         reference = ratings[..., pin]
     elif listed.size:
@@ -296,6 +387,7 @@ __all__ = [
     "Leaderboard",
     "PairOutcome",
     "Row",
+    "VotePatterns",
     "aggregate",
     "battle_count_matrix",
     "battle_counts",
@@ -308,7 +400,11 @@ __all__ = [
     "online_elo",
     "outcome_counts",
     "rank_by_upper_bound",
+    "score_interval",
     "time_order",
+    "vote_count",
+    "vote_patterns",
+    "votes_per_variant",
     "win_rate_matrix",
     "win_rates",
 ]

@@ -12,7 +12,8 @@ is one of three kinds, and turns into pairwise outcomes (`arena.ratings.PairOutc
   pair in the same tier is a tie.
 
 Each implied pair keeps the battle's position order (`model_a` is the variant shown first), so a
-position bias in the data stays visible; the outcome (`a` or `b`) says which side won.
+position bias in the data stays visible; the outcome (`a` or `b`) says which side won. All the
+pairs of one vote carry its id (`PairOutcome.vote`): ratings count and resample them as one vote.
 """
 
 from __future__ import annotations
@@ -85,19 +86,55 @@ def check_vote(variants: Sequence[str], vote: Vote, *, reveal: bool = True) -> N
             raise ValueError(f"the ranking leaves out {left_out}: rank every variant")
 
 
-def implied_outcomes(variants: Sequence[str], vote: Vote, *, tstamp: float | None = None) -> list[PairOutcome]:
-    """The pairwise outcomes `vote` implies for a battle of `variants` (in position order).
+@dataclass(frozen=True)
+class CastVote:
+    """One stored vote as ratings and per-voter views read it: its `id`, who cast it (None when
+    unknown), the variants it is about (position order, see `StoredBattle.voted_on`), the vote,
+    and when it was cast."""
+
+    id: str
+    voter: str | None
+    variants: tuple[str, ...]
+    vote: Vote
+    tstamp: float | None = None
+
+    def outcomes(self) -> list[PairOutcome]:
+        """The pairwise outcomes this vote implies, each carrying the vote's id."""
+        return implied_outcomes(self.variants, self.vote, tstamp=self.tstamp, vote_id=self.id)
+
+    @property
+    def winner(self) -> str | None:
+        """The one variant the vote puts above all others, or None: a tie or both bad, or a
+        ranking whose top tier holds several variants."""
+        if self.vote.outcome is not None:
+            return {"a": self.variants[0], "b": self.variants[1]}.get(self.vote.outcome)
+        if self.vote.best is not None:
+            return self.vote.best
+        assert self.vote.ranking is not None
+        top = self.vote.ranking[0]
+        return top[0] if len(top) == 1 else None
+
+
+def implied_outcomes(
+    variants: Sequence[str], vote: Vote, *, tstamp: float | None = None, vote_id: str | None = None
+) -> list[PairOutcome]:
+    """The pairwise outcomes `vote` implies for a battle of `variants` (in position order), each
+    naming `vote_id` as the vote it comes from.
 
     See the module docstring for the rule. Raises ValueError if the vote does not fit the battle.
     """
     check_vote(variants, vote)
     if vote.outcome is not None:
-        return [PairOutcome(variants[0], variants[1], vote.outcome, tstamp)]
+        return [PairOutcome(variants[0], variants[1], vote.outcome, tstamp, vote_id)]
     if vote.best is not None:
         winner = variants.index(vote.best)
         return [
             PairOutcome(
-                variants[min(winner, other)], variants[max(winner, other)], "a" if winner < other else "b", tstamp
+                variants[min(winner, other)],
+                variants[max(winner, other)],
+                "a" if winner < other else "b",
+                tstamp,
+                vote_id,
             )
             for other in range(len(variants))
             if other != winner
@@ -105,7 +142,7 @@ def implied_outcomes(variants: Sequence[str], vote: Vote, *, tstamp: float | Non
     assert vote.ranking is not None
     tier_of = {label: rank for rank, tier in enumerate(vote.ranking) for label in tier}
     return [
-        PairOutcome(first, second, _by_tier(tier_of[first], tier_of[second]), tstamp)
+        PairOutcome(first, second, _by_tier(tier_of[first], tier_of[second]), tstamp, vote_id)
         for i, first in enumerate(variants)
         for second in variants[i + 1 :]
     ]

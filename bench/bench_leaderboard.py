@@ -15,7 +15,12 @@ three layouts:
 
 Then, each run repeated and the minimum and median printed:
 
-(a) aggregate -> fit -> bootstrap rounds, from the in-memory table (target < 1 s)
+(a) aggregate -> fit -> bootstrap rounds, from the in-memory table (target < 1 s); then the
+    same battles read as the database gives them, every pair naming its vote, once with every
+    vote two-sided (the draws are exactly those of (a)) and once with 10 % of the battles folded
+    into four-way rankings (six pairs, one vote: the bootstrap draws over vote patterns). Those
+    rankings are six random battles each, so nearly every one is a pattern of its own: the worst
+    case, where the cost grows with the number of distinct multi-way votes
 (b) end to end, per layout: `python app.py leaderboard --battles FILE --json` in a fresh process
     (interpreter start and imports included), with its peak memory (targets: < 1 s for JSON
     lines, < 2 s for the array, < 1.5 GB), and the reading alone in this process;
@@ -56,7 +61,7 @@ import scipy
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from arena.ratings import OUTCOMES, Battles, aggregate, bootstrap, fit_bradley_terry
+from arena.ratings import OUTCOMES, Battles, aggregate, bootstrap, fit_bradley_terry, vote_patterns
 from storage.fastchat import WINNERS, BattleRecord, write_battles
 from storage.fastchat_reader import read_battle_table
 from tests.support.bt_reference import scipy_reference_elo
@@ -272,8 +277,30 @@ def measure_counts(battles: Battles, rounds: int, repeat: int) -> None:
     print(line(f"(a) aggregate + fit + {rounds} bootstrap rounds", total_times, TARGET_COUNTS_S))
     print(
         f"    of which aggregate {min(aggregate_times):.3f} s, fit {min(fit_times):.3f} s, "
-        f"bootstrap {min(boot_times):.3f} s\n"
+        f"bootstrap {min(boot_times):.3f} s"
     )
+    tables = {"every vote two-sided": with_votes(battles, 0.0), "10 % rankings, worst case": with_votes(battles)}
+    for label, table in tables.items():
+
+        def by_votes(table: Battles = table) -> int:
+            counts = aggregate(table)
+            patterns = vote_patterns(table)
+            fit_bradley_terry(counts)
+            bootstrap(counts, rounds, seed=0, patterns=patterns)
+            return len(patterns.votes)
+
+        times, patterns = timed(by_votes, repeat)
+        print(line(f"    with vote ids, {label} ({patterns:,} vote patterns)", times, TARGET_COUNTS_S))
+    print()
+
+
+def with_votes(battles: Battles, ranked_share: float = 0.1) -> Battles:
+    """`battles` with a vote id per row: the first `ranked_share` of them six by six as one vote
+    each (as a four-way ranking gives six pairs), the rest a vote each."""
+    n = len(battles)
+    grouped = int(n * ranked_share) // 6 * 6
+    vote = np.concatenate([np.arange(grouped) // 6, grouped // 6 + np.arange(n - grouped)])
+    return Battles(battles.models, battles.a, battles.b, battles.outcome, battles.tstamp, vote)
 
 
 def measure_files(paths: dict[str, Path], battles: Battles, args: argparse.Namespace) -> None:

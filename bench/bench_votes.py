@@ -139,7 +139,7 @@ def run_processes(path: Path, slices: list[list[str]]) -> tuple[float, list[floa
 def count_votes(path: Path) -> tuple[int, str]:
     """(votes stored, integrity check result); each bench vote is two-sided: one pair outcome."""
     with open_store(path) as store:
-        return len(store.pair_outcomes()), store.integrity_check()
+        return len(store.pair_outcomes(mode="all", include_flagged=True)), store.integrity_check()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from arena.errors import UsageError
 from arena.settings import Settings
 from cli import EXIT_OK, add_db_argument
 from cli.leaderboard import add_rating_options, add_vote_filters, build_leaderboard
@@ -22,8 +23,9 @@ def add_parser(sub: Any) -> None:
         help="write the votes (csv, jsonl, FastChat battles) or the leaderboard (csv) to a file",
         description="csv / jsonl: one record per vote with the battle, the vote and every side's "
         "variant, answer and stats. fastchat: FastChat clean battles (one per pairwise outcome), "
-        "readable by `leaderboard --battles` and lmarena's notebooks. leaderboard-csv: rank, variant, "
-        "rating, ci_low, ci_high, votes, wins, losses, ties.",
+        "readable by `leaderboard --battles` and lmarena's notebooks. csv, jsonl and fastchat hold every vote "
+        "(each with its battle's mode; fastchat: anony). leaderboard-csv: rank, variant, rating, ci_low, "
+        "ci_high, votes, wins, losses, ties, of the votes --mode and --include-flagged select, as `leaderboard`.",
     )
     add_db_argument(p)
     p.add_argument("--format", required=True, choices=FORMATS, help="what to write")
@@ -40,6 +42,11 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    if args.format != "leaderboard-csv" and (args.mode is not None or args.include_flagged):
+        raise UsageError(
+            "--mode and --include-flagged choose what --format leaderboard-csv rates: a vote export holds "
+            "every vote, each with its battle's mode"
+        )
     if args.format == "leaderboard-csv":
         count = write_leaderboard_csv(build_leaderboard(args, settings).rows, args.out)
         what = "leaderboard rows"

@@ -19,8 +19,10 @@ def add_parser(sub: Any) -> None:
         help="import FastChat clean battles (JSON or JSONL) as battles, answers and votes",
         description="Reads a JSON array (as FastChat's clean_battle_data.py writes it) or JSON lines, keys "
         "in any order. Each battle becomes a stored battle (blind if `anony`, else named) with both "
-        "answers and its vote (`judge` as the voter). Named battles (`anony` false) are left out, as "
-        "FastChat's ratings leave them out, unless --include-named. The whole file is one transaction: "
+        "answers and its vote (`judge` as the voter); one whose answers name a model family or maker is "
+        "flagged, as a battle recorded here would be. Named battles (`anony` false) are left out, as "
+        "FastChat's ratings leave them out, unless --include-named; stored as named, they are rated by "
+        "`leaderboard --mode named` or `--mode all`. The whole file is one transaction: "
         "by default a file with bad lines (or array items) is refused, naming them, and nothing is "
         "written. Battles already stored (e.g. from an earlier import) are not repeated.",
     )
@@ -34,7 +36,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument(
         "--include-named",
         action="store_true",
-        help="import named battles (anony false) too; by default they are left out and counted",
+        help="import named battles (anony false) too, stored as named; by default they are left out and counted",
     )
     p.set_defaults(handler=run)
 

@@ -1,4 +1,5 @@
-"""`python app.py leaderboard`: ratings from the stored votes (or a FastChat battles file)."""
+"""`python app.py leaderboard`: ratings from the stored votes (or a FastChat battles file), and
+per-voter views (`--voter NAME`: one voter's leaderboard; `--voters`: how each voter voted)."""
 
 from __future__ import annotations
 
@@ -13,9 +14,12 @@ from typing import Any
 from arena.errors import UsageError
 from arena.ratings import DEFAULT_ROUNDS, Battles, Leaderboard, compute_leaderboard
 from arena.settings import Settings
+from arena.voters import VoterStats, voter_stats
+from arena.votes import CastVote, Vote
 from cli import EXIT_OK, add_db_argument
 from storage import CATEGORIES, open_store
-from storage.imports import named_note, read_fastchat_table
+from storage.imports import named_note, read_fastchat, read_fastchat_table
+from storage.queries import RATING_MODES
 
 
 def add_parser(sub: Any) -> None:
@@ -24,7 +28,10 @@ def add_parser(sub: Any) -> None:
         help="rank the variants from the stored votes (Bradley-Terry with bootstrap intervals)",
         description="Fit Bradley-Terry ratings (Elo scale) to the votes, with 95% bootstrap intervals, "
         "Rank (UB), votes, wins, losses, ties and online Elo. Votes on more than two variants count as the "
-        "pairwise outcomes they imply (best beats each other; ranked tiers).",
+        "pairwise outcomes they imply (best beats each other; ranked tiers), and as one vote: the bootstrap "
+        "resamples votes with all their pairs. Blind votes only by default (--mode); battles whose answers "
+        "named a model family or maker are left out unless --include-flagged. Variants with fewer than 30 "
+        "votes are preliminary: a wider interval and a shared last rank.",
     )
     source = p.add_mutually_exclusive_group()
     add_db_argument(source)
@@ -51,8 +58,14 @@ def add_parser(sub: Any) -> None:
     p.add_argument(
         "--include-named",
         action="store_true",
-        help="with --battles: also rate named battles (anony false), which are left out by default, as "
-        "FastChat's ratings leave them out",
+        help="the same as --mode all: also rate named battles (in a --battles file: anony false), which are "
+        "left out by default, as FastChat's ratings leave them out",
+    )
+    p.add_argument(
+        "--voters",
+        action="store_true",
+        help="also show each voter's votes by kind and how often their decisive votes agree with the "
+        "ratings of all voters (with --voter: that voter's row only)",
     )
     p.add_argument("--json", action="store_true", help="print one JSON document instead of a table")
     p.set_defaults(handler=run)
@@ -70,7 +83,19 @@ def add_vote_filters(p: argparse.ArgumentParser) -> None:
 
 
 def add_rating_options(p: argparse.ArgumentParser) -> None:
-    """--rounds and --seed, shared with `export --format leaderboard-csv`."""
+    """--mode, --include-flagged, --rounds and --seed, shared with `export --format leaderboard-csv`."""
+    p.add_argument(
+        "--mode",
+        choices=RATING_MODES,
+        help="which votes to rate: on blind battles (default), on named comparisons (the voter saw the "
+        "names), or all; in a --battles file, anony says which",
+    )
+    p.add_argument(
+        "--include-flagged",
+        action="store_true",
+        help="also rate battles flagged because an answer named a model family or maker (left out by "
+        "default: the voter may have learnt who was who); database only",
+    )
     p.add_argument(
         "--rounds",
         type=int,
@@ -95,30 +120,83 @@ def parse_anchor(text: str | None) -> tuple[str, float] | None:
     return variant, value
 
 
+def rating_mode(args: argparse.Namespace) -> str:
+    """The mode the arguments ask for: --mode, or 'all' for --include-named, else 'blind'."""
+    mode = getattr(args, "mode", None)
+    if getattr(args, "include_named", False):
+        if mode not in (None, "all"):
+            raise UsageError(f"--include-named means --mode all (named battles too): it cannot go with --mode {mode}")
+        return "all"
+    return mode or "blind"
+
+
 @dataclass(frozen=True)
 class Selection:
-    """The battles the arguments select, and how many named battles a file had that were left out."""
+    """The battles the arguments select, their mode, and what was left out: battles of a file
+    of the other mode, flagged battles of the database."""
 
     battles: Battles
+    mode: str = "blind"
     named_left_out: int = 0
+    blind_left_out: int = 0
+    flagged_left_out: int = 0
+
+    def notes(self) -> list[str]:
+        """One line per kind of battle left out, saying how to keep them."""
+        notes = [named_note(self.named_left_out, "rates")] if self.named_left_out else []
+        if self.blind_left_out:
+            notes.append(f"left out {self.blind_left_out} blind battle(s) (anony true): --mode all rates them too")
+        if self.flagged_left_out:
+            notes.append(
+                f"left out {self.flagged_left_out} flagged battle(s) (an answer named a model family or maker, so "
+                "the voter may have known who was who): --include-flagged rates them too"
+            )
+        return notes
 
 
 def select_battles(args: argparse.Namespace, settings: Settings) -> Selection:
     """The battles the arguments select, from the database or a FastChat file."""
+    mode = rating_mode(args)
+    flagged = getattr(args, "include_flagged", False)
     if getattr(args, "battles", None) is None:
         with open_store(settings.db_path, create=False) as store:
-            return Selection(Battles.from_pairs(store.pair_outcomes(args.category, args.voter)))
-    if args.category != "all":
-        raise UsageError("--category needs the database: FastChat battles do not say what a request carried")
-    table = read_fastchat_table(
-        args.battles,
-        voter=args.voter,
-        skip_bad=getattr(args, "skip_bad", False),
-        include_named=getattr(args, "include_named", False),
-    )
+            pairs = store.pair_outcomes(args.category, args.voter, mode=mode, include_flagged=flagged)
+            left_out = 0 if flagged else store.flagged_votes(args.category, args.voter, mode=mode)
+        return Selection(Battles.from_pairs(pairs), mode, flagged_left_out=left_out)
+    check_file_options(args)
+    table = read_fastchat_table(args.battles, voter=args.voter, skip_bad=getattr(args, "skip_bad", False), mode=mode)
     for problem in table.skipped:
         print(f"skipped {problem}", file=sys.stderr)
-    return Selection(table.battles, table.named_left_out)
+    return Selection(table.battles, mode, table.named_left_out, table.blind_left_out)
+
+
+def select_voters(args: argparse.Namespace, settings: Settings) -> list[VoterStats]:
+    """The per-voter rows the arguments ask for (`--voters`), of the same slice as the ratings."""
+    mode = rating_mode(args)
+    if getattr(args, "battles", None) is None:
+        with open_store(settings.db_path, create=False) as store:
+            rows = store.voter_stats(args.category, mode=mode, include_flagged=getattr(args, "include_flagged", False))
+    else:
+        check_file_options(args)
+        battle_file = read_fastchat(args.battles, skip_bad=getattr(args, "skip_bad", False), mode=mode)
+        rows = voter_stats(
+            [
+                CastVote(str(n), record.judge, (record.model_a, record.model_b), Vote(outcome=record.outcome))
+                for n, record in enumerate(battle_file.records)
+            ]
+        )
+    return [row for row in rows if args.voter is None or row.voter == args.voter]
+
+
+def check_file_options(args: argparse.Namespace) -> None:
+    """Refuse database-only options with --battles."""
+    if args.category != "all":
+        raise UsageError("--category needs the database: FastChat battles do not say what a request carried")
+    if getattr(args, "include_flagged", False):
+        raise UsageError(
+            "--include-flagged applies to the database: a battles file carries no flags (FastChat's "
+            "clean_battle_data.py already drops battles whose answers name a model)"
+        )
 
 
 def build_leaderboard(args: argparse.Namespace, settings: Settings, selection: Selection | None = None) -> Leaderboard:
@@ -140,36 +218,47 @@ def check_options(args: argparse.Namespace) -> None:
         raise UsageError("--rounds must be 0 or more")
     if getattr(args, "min_votes", 0) < 0:
         raise UsageError("--min-votes must be 0 or more")
-    if getattr(args, "include_named", False) and args.battles is None:
-        raise UsageError("--include-named applies to --battles files: the database's leaderboard counts every vote")
+    rating_mode(args)
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     check_options(args)
     selection = select_battles(args, settings)
     board = build_leaderboard(args, settings, selection)
-    note = named_note(selection.named_left_out, "rates") if selection.named_left_out else None
+    voters = select_voters(args, settings) if args.voters else None
+    notes = "".join(f"{note}\n" for note in selection.notes())
     if args.json:
-        print(json.dumps(to_json(board, args, settings, selection.named_left_out), indent=2))
-        if note:
-            print(note, file=sys.stderr)
+        print(json.dumps(to_json(board, args, settings, selection, voters), indent=2))
+        print(notes, file=sys.stderr, end="")
     else:
-        print(render_table(board, args) + (f"{note}\n" if note else ""), end="")
+        print(render_table(board, args, selection) + notes + ("" if voters is None else render_voters(voters)), end="")
     return EXIT_OK
 
 
 def to_json(
-    board: Leaderboard, args: argparse.Namespace, settings: Settings, named_left_out: int = 0
+    board: Leaderboard,
+    args: argparse.Namespace,
+    settings: Settings,
+    selection: Selection | None = None,
+    voters: list[VoterStats] | None = None,
 ) -> dict[str, Any]:
-    """The leaderboard as one JSON document; `named_left_out` counts the named battles of a
-    --battles file that were not rated (0 for the database, which rates every vote)."""
+    """The leaderboard as one JSON document. `named_left_out` / `blind_left_out` count the
+    battles of a --battles file of the other mode, `flagged_left_out` the flagged battles of the
+    database, that were not rated; `voters` is there with --voters."""
+    selection = selection or Selection(Battles.from_pairs([]), rating_mode(args))
     source = {"battles": str(args.battles)} if args.battles is not None else {"db": str(settings.db_path)}
-    return {
+    document: dict[str, Any] = {
         "source": source,
         "category": args.category,
         "voter": args.voter,
+        "mode": selection.mode,
+        "include_flagged": bool(getattr(args, "include_flagged", False)),
+        "votes": board.votes,
         "battles": board.battles,
-        "named_left_out": named_left_out,
+        "named_left_out": selection.named_left_out,
+        "blind_left_out": selection.blind_left_out,
+        "flagged_left_out": selection.flagged_left_out,
+        "preliminary": board.preliminary,
         "rounds": board.rounds,
         "seed": board.seed,
         "anchor": board.anchor,
@@ -184,17 +273,24 @@ def to_json(
         "win_rate": [[None if math.isnan(x) else x for x in line] for line in board.win_rate.tolist()],
         "battle_count": board.battle_count.tolist(),
     }
+    if voters is not None:
+        document["voters"] = [{name: getattr(row, name) for name in row.__dataclass_fields__} for row in voters]
+    return document
 
 
-def render_table(board: Leaderboard, args: argparse.Namespace) -> str:
+_MODE_WORDS = {"blind": "blind votes", "named": "votes on named comparisons", "all": "all votes"}
+
+
+def render_table(board: Leaderboard, args: argparse.Namespace, selection: Selection | None = None) -> str:
+    mode = selection.mode if selection is not None else rating_mode(args)
     where = f"{args.battles}" if args.battles is not None else "stored votes"
-    scope = f"category {args.category}" + (f", voter {args.voter}" if args.voter else "")
+    scope = f"category {args.category}, {_MODE_WORDS[mode]}" + (f", voter {args.voter}" if args.voter else "")
     if not board.rows:
         return f"No votes yet ({where}, {scope}): vote in the Battle tab, or import FastChat battles.\n"
     width = max(len("variant"), *(len(row.variant) for row in board.rows))
     lines = [
-        f"Leaderboard from {where} ({scope}): {board.battles} pairwise outcomes",
-        f"Bradley-Terry ratings, scale: {board.anchor}; 95% CI from {board.rounds} bootstrap rounds "
+        f"Leaderboard from {where} ({scope}): {board.votes} votes, {board.battles} pairwise outcomes",
+        f"Bradley-Terry ratings, scale: {board.anchor}; 95% CI from {board.rounds} bootstrap rounds of votes "
         f"(seed {board.seed}); rank = 1 + variants whose CI lies above",
         "",
         f"{'rank':>4}  {'variant':<{width}}  {'rating':>7}  {'95% CI':>15}  {'votes':>5}  {'wins':>5}  "
@@ -207,12 +303,38 @@ def render_table(board: Leaderboard, args: argparse.Namespace) -> str:
             f"{f'{row.ci_low:.1f}..{row.ci_high:.1f}':>15}  {row.votes:>5}  {row.wins:>5}  {row.losses:>6}  "
             f"{row.ties:>5}  {row.both_bad:>8}  {row.elo:7.1f}{mark}"
         )
-    if any(row.preliminary for row in board.rows):
-        lines.append(f"* preliminary: fewer than {board.preliminary_below} votes")
+    if board.preliminary:
+        lines.append(
+            f"* preliminary: fewer than {board.preliminary_below} votes; the interval is at least a Wilson 95% "
+            "interval of its score, and all preliminary rows share the last rank"
+        )
+    lines.append("wins, losses, ties and both bad count pairwise outcomes (a best pick of three is 2 wins)")
     lines += [f"hidden: {h.variant} ({h.reason})" for h in board.hidden]
     if len(board.groups) > 1:
         lines.append(
             "note: variants fall into groups never compared with each other; ratings compare only "
             "within a group: " + " | ".join(", ".join(group) for group in board.groups)
         )
+    return "\n".join(lines) + "\n"
+
+
+def render_voters(rows: list[VoterStats]) -> str:
+    """The per-voter table (`--voters`)."""
+    if not rows:
+        return "\nNo vote in this slice names its voter.\n"
+    width = max(len("voter"), *(len(row.voter) for row in rows))
+    lines = [
+        "",
+        f"{'voter':<{width}}  {'votes':>5}  {'A':>4}  {'B':>4}  {'tie':>4}  {'both bad':>8}  {'other':>5}  agreement",
+    ]
+    for row in rows:
+        agreement = "-" if row.agreement is None else f"{row.agreement:.0%} of {row.decisive}"
+        lines.append(
+            f"{row.voter:<{width}}  {row.votes:>5}  {row.a:>4}  {row.b:>4}  {row.tie:>4}  {row.both_bad:>8}  "
+            f"{row.other:>5}  {agreement}"
+        )
+    lines.append(
+        "other: best picks and rankings; agreement: share of decisive votes whose winner is the "
+        "leaderboard's favourite among the battle's variants (ratings of all voters)"
+    )
     return "\n".join(lines) + "\n"

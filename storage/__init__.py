@@ -19,12 +19,13 @@ from storage.fastchat import BattleRecord, write_battles
 from storage.fastchat_reader import read_battle_table, read_battles
 from storage.imports import ImportRefused, ImportReport
 from storage.migrations import NewerSchema
-from storage.queries import CATEGORIES, StoredBattle, VariantSpeed
+from storage.queries import CATEGORIES, RATING_MODES, StoredBattle, VariantSpeed
 from storage.records import BattleRejected, VoteRejected
 from storage.store import Store, StoreMissing, open_store
 
 __all__ = [
     "CATEGORIES",
+    "RATING_MODES",
     "BattleRecord",
     "BattleRejected",
     "ImportRefused",

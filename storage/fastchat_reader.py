@@ -6,8 +6,10 @@ what a battle holds; fields it does not name are read past.
 
 Two readers:
 - `read_battle_table` gives the `arena.ratings.Battles` table for the leaderboard. It decodes only
-  what ratings use (model_a, model_b, winner, tstamp, anony) and leaves out named battles
-  (`anony` false) unless asked to keep them, as FastChat's rating code does.
+  what ratings use (model_a, model_b, winner, tstamp, anony) and keeps the battles of one mode:
+  blind ones by default (named battles, `anony` false, are left out as FastChat's rating code
+  does), named ones, or all. Each battle is a vote of its own: the format has no place to say
+  that several battles came from one multi-way vote.
 - `read_battles` gives full `BattleRecord`s (imports, and ratings of one judge's battles).
 
 Bad lines (JSON lines, numbered from 1) or items (JSON array, indexed from 0) are reported with
@@ -78,36 +80,69 @@ class Skipped:
         return f"{self.kind} {self.number}: {self.reason}"
 
 
+MODES = ("blind", "named", "all")  # as storage.queries.RATING_MODES; `anony` true is blind
+
+
+def check_mode(mode: str) -> str:
+    """Return `mode` if it is one of MODES, else raise UsageError naming them."""
+    if mode not in MODES:
+        raise UsageError(f"unknown mode {mode!r}: expected one of {', '.join(MODES)}")
+    return mode
+
+
+def _kept(mode: str, anony: bool | None) -> bool:
+    """Whether a battle with this `anony` belongs to `mode` (missing `anony` counts as blind)."""
+    return mode == "all" or (anony is not False) == (mode == "blind")
+
+
 @dataclass(frozen=True)
 class BattleFile:
     """What `read_battles` read: the records, what was skipped, the file's format, and how many
-    named battles `anonymous_only` left out."""
+    named (or blind) battles `of_mode` left out."""
 
     records: tuple[BattleRecord, ...]
     skipped: tuple[Skipped, ...]
     format: str
     named_left_out: int = 0
+    blind_left_out: int = 0
 
     def battles(self) -> Battles:
         """The records as a ratings table."""
         return Battles.from_pairs(record.pair() for record in self.records)
 
+    def of_mode(self, mode: str) -> BattleFile:
+        """The file with the battles of `mode` only ('blind', 'named' or 'all'), the others
+        counted in `named_left_out` or `blind_left_out`."""
+        kept = tuple(record for record in self.records if _kept(check_mode(mode), record.anony))
+        left_out = len(self.records) - len(kept)
+        named, blind = (left_out, 0) if mode == "blind" else (0, left_out)
+        return BattleFile(kept, self.skipped, self.format, self.named_left_out + named, self.blind_left_out + blind)
+
     def anonymous_only(self) -> BattleFile:
         """The file without its named battles (`anony` false), counted in `named_left_out`."""
-        kept = tuple(record for record in self.records if record.anony)
-        return BattleFile(kept, self.skipped, self.format, self.named_left_out + len(self.records) - len(kept))
+        return self.of_mode("blind")
 
 
 @dataclass(frozen=True)
 class BattleTable:
     """What `read_battle_table` read. `fast` says the file was decoded in one pass (no entry
-    needed looking at on its own); `named_left_out` counts the named battles not in the table."""
+    needed looking at on its own); `named_left_out` counts the named battles not in the table
+    (mode blind), `blind_left_out` the blind ones (mode named)."""
 
     battles: Battles
     skipped: tuple[Skipped, ...]
     format: str
     fast: bool
     named_left_out: int = 0
+    blind_left_out: int = 0
+
+    @classmethod
+    def of_mode(
+        cls, mode: str, battles: Battles, skipped: tuple[Skipped, ...], format: str, *, fast: bool, left_out: int
+    ) -> BattleTable:
+        """A table of `mode`'s battles, `left_out` the battles of the other mode."""
+        named, blind = (left_out, 0) if mode == "blind" else (0, left_out)
+        return cls(battles, skipped, format, fast, named_left_out=named, blind_left_out=blind)
 
 
 def read_battles(path: Path | str, *, strict: bool = True) -> BattleFile:
@@ -128,24 +163,28 @@ def read_battles(path: Path | str, *, strict: bool = True) -> BattleFile:
     return BattleFile(tuple(records), tuple(skipped), fmt)
 
 
-def read_battle_table(path: Path | str, *, strict: bool = True, include_named: bool = False) -> BattleTable:
+def read_battle_table(
+    path: Path | str, *, strict: bool = True, mode: str = "blind", include_named: bool = False
+) -> BattleTable:
     """Read a FastChat JSON or JSONL file straight into a ratings table, checking only the fields
-    ratings use (model_a, model_b, winner, tstamp, anony). Named battles (`anony` false) are left
-    out and counted unless `include_named`."""
+    ratings use (model_a, model_b, winner, tstamp, anony). Only the battles of `mode` are kept:
+    'blind' (the default: named battles, `anony` false, are left out and counted), 'named' or
+    'all'; `include_named=True` is the older spelling of mode 'all'."""
     path = Path(path)
+    mode = "all" if include_named else check_mode(mode)
     data = _read(path)
     fmt = _format_of(data)
     decoded = _decode_whole(data, fmt)
-    table = None if decoded is None else _tabulate(decoded, include_named)
+    table = None if decoded is None else _tabulate(decoded, mode)
     if table is not None:
-        return BattleTable(table[0], (), fmt, fast=True, named_left_out=table[1])
+        return BattleTable.of_mode(mode, table[0], (), fmt, fast=True, left_out=table[1])
     kind, entries = _entries(path, data, fmt)
     good, skipped = _decode_each(entries, kind)
     if strict and skipped:
         raise UsageError(_refusal(path, kind, skipped, len(good)))
-    table = _tabulate(good, include_named)
+    table = _tabulate(good, mode)
     assert table is not None, "every entry has been checked"
-    return BattleTable(table[0], tuple(skipped), fmt, fast=False, named_left_out=table[1])
+    return BattleTable.of_mode(mode, table[0], tuple(skipped), fmt, fast=False, left_out=table[1])
 
 
 # --- the file -------------------------------------------------------------------------------------------
@@ -261,16 +300,17 @@ def _decoder_knowing(names: set[str]) -> msgspec.json.Decoder[Any]:
     return msgspec.json.Decoder(struct)
 
 
-def _tabulate(battles: list[RatedBattle], include_named: bool) -> tuple[Battles, int] | None:
-    """(the table, named battles left out); None if a battle names a blank variant or the same
-    variant twice (types cannot say that: `_decode_each` finds which)."""
+def _tabulate(battles: list[RatedBattle], mode: str) -> tuple[Battles, int] | None:
+    """(the table of `mode`'s battles, battles of the other mode left out); None if a battle
+    names a blank variant or the same variant twice (types cannot say that: `_decode_each` finds
+    which)."""
     numbers: defaultdict[tuple[str, str, Winner, bool | None], int] = defaultdict(itertools.count().__next__)
     codes = np.fromiter(map(numbers.__getitem__, map(_COMBINATION, battles)), dtype=np.intp, count=len(battles))
     combinations = list(numbers)  # in code order
     if any(a == b or not a.strip() or not b.strip() for a, b, _, _ in combinations):
         return None
     stamps = np.fromiter(map(_TSTAMP, battles), dtype=np.float64, count=len(battles))  # None -> NaN
-    keep = np.array([include_named or anony is not False for *_, anony in combinations], dtype=bool)
+    keep = np.array([_kept(mode, anony) for *_, anony in combinations], dtype=bool)
     if not keep.all():
         rows = keep[codes]
         codes, stamps = codes[rows], stamps[rows]

@@ -3,6 +3,8 @@ ratings table for `leaderboard --battles`.
 
 Every battle gets an id derived from its content, so importing a file twice (or two files that
 share battles) stores each battle once. An import is one transaction: refused, it writes nothing.
+A blind battle (`anony` true or missing) is stored as mode 'blind', a named one as 'named'; an
+answer that names a model family or maker flags its battle, as one recorded here would.
 """
 
 from __future__ import annotations
@@ -18,9 +20,9 @@ from typing import TYPE_CHECKING
 from sqlite_utils import Database
 
 from arena.errors import UsageError
-from arena.ratings import Battles
 from storage.fastchat import SHOWN_PROBLEMS, BattleRecord, Message
-from storage.fastchat_reader import BattleFile, BattleTable, Skipped, read_battle_table, read_battles
+from storage.fastchat_reader import BattleFile, BattleTable, Skipped, check_mode, read_battle_table, read_battles
+from storage.records import Flag, find_flags, insert_flags
 
 if TYPE_CHECKING:
     from storage.store import Store
@@ -33,13 +35,15 @@ class ImportRefused(UsageError):
 @dataclass(frozen=True)
 class ImportReport:
     """What an import did: battles stored, battles already there, records skipped (and why),
-    named battles left out (`anony` false, unless the import included them)."""
+    named battles left out (`anony` false, unless the import included them), and how many of the
+    stored battles were flagged (an answer names a model family or maker)."""
 
     path: Path
     imported: int
     already_stored: int
     skipped: tuple[Skipped, ...]
     named_left_out: int = 0
+    flagged: int = 0
 
     def summary(self) -> str:
         """One line for people: counts, then each skipped line or item with its reason."""
@@ -48,6 +52,11 @@ class ImportReport:
             text += f" ({self.already_stored} were already stored and were not repeated)"
         if self.named_left_out:
             text += f"; {named_note(self.named_left_out, 'imports')}"
+        if self.flagged:
+            text += (
+                f"; flagged {self.flagged} whose answers name a model family or maker (ratings leave them "
+                "out unless --include-flagged)"
+            )
         if self.skipped:
             text += f"; skipped {len(self.skipped)} bad records: " + "; ".join(map(str, self.skipped))
         return text
@@ -63,33 +72,41 @@ def named_note(count: int, verb: str) -> str:
     )
 
 
-def read_fastchat(path: Path, *, skip_bad: bool, include_named: bool = False) -> BattleFile:
-    """Every battle in a FastChat JSON/JSONL file, without named ones (`anony` false) unless
-    `include_named`. Bad records refuse the file (ImportRefused, listing them with their line
-    numbers or array indices) unless `skip_bad`, which leaves them out."""
+def read_fastchat(path: Path, *, skip_bad: bool, include_named: bool = False, mode: str = "blind") -> BattleFile:
+    """Every battle of `mode` in a FastChat JSON/JSONL file: blind ones by default, named ones
+    (`anony` false) left out and counted; `include_named` is mode 'all'. Bad records refuse the
+    file (ImportRefused, listing them with their line numbers or array indices) unless `skip_bad`,
+    which leaves them out."""
+    mode = "all" if include_named else check_mode(mode)
     battle_file = read_battles(path, strict=False)
     if battle_file.skipped and not skip_bad:
         raise ImportRefused(refusal(path, battle_file.skipped, len(battle_file.records)))
-    return battle_file if include_named else battle_file.anonymous_only()
+    return battle_file.of_mode(mode)
 
 
 def read_fastchat_table(
-    path: Path, *, voter: str | None = None, skip_bad: bool = False, include_named: bool = False
+    path: Path, *, voter: str | None = None, skip_bad: bool = False, mode: str = "blind"
 ) -> BattleTable:
-    """The ratings table of a FastChat file (only `voter`'s battles, by judge, if given; named
-    battles only with `include_named`), with the records skipped as bad (only with `skip_bad`;
-    otherwise they refuse the file) and the count of named battles left out."""
+    """The ratings table of a FastChat file (only `voter`'s battles, by judge, if given; only
+    the battles of `mode`), with the records skipped as bad (only with `skip_bad`; otherwise they
+    refuse the file) and the count of battles of the other mode left out."""
     if voter is None:
-        table = read_battle_table(path, strict=False, include_named=include_named)
+        table = read_battle_table(path, strict=False, mode=mode)
         if table.skipped and not skip_bad:
-            raise ImportRefused(refusal(path, table.skipped, len(table.battles) + table.named_left_out))
+            good = len(table.battles) + table.named_left_out + table.blind_left_out
+            raise ImportRefused(refusal(path, table.skipped, good))
         return table
-    battle_file = read_fastchat(path, skip_bad=skip_bad, include_named=True)
-    judged = [record for record in battle_file.records if record.judge == voter]
-    kept = judged if include_named else [record for record in judged if record.anony]
-    battles = Battles.from_pairs(record.pair() for record in kept)
+    everything = read_fastchat(path, skip_bad=skip_bad, mode="all")
+    judged = BattleFile(
+        tuple(record for record in everything.records if record.judge == voter), everything.skipped, everything.format
+    ).of_mode(mode)
     return BattleTable(
-        battles, battle_file.skipped, battle_file.format, fast=False, named_left_out=len(judged) - len(kept)
+        judged.battles(),
+        judged.skipped,
+        judged.format,
+        fast=False,
+        named_left_out=judged.named_left_out,
+        blind_left_out=judged.blind_left_out,
     )
 
 
@@ -119,8 +136,16 @@ def import_battles(
     stored are left. `progress(done, total)` is called as batches of new battles are written."""
     now = time.time()
     rows = [(battle_id(record), record) for record in battle_file.records]
+    # found before the write lock is taken (a big file's answers take a while to check), for the
+    # first record of each id: the one stored
+    first = dict(reversed(rows))
+    flags = find_flags(
+        (identity, position, _answer(conversation), "")
+        for identity, record in first.items()
+        for position, conversation in enumerate((record.conversation_a, record.conversation_b))
+    )
 
-    def job(db: Database) -> tuple[int, int]:
+    def job(db: Database) -> tuple[int, int, int]:
         known = {row[0] for row in db.execute("SELECT id FROM battles")}
         fresh: dict[str, BattleRecord] = {}
         for identity, record in rows:
@@ -129,14 +154,15 @@ def import_battles(
             if identity not in known and question not in known and question.rsplit("-", 1)[0] not in known:
                 fresh.setdefault(identity, record)
         items = list(fresh.items())
+        flagged = 0
         for start in range(0, len(items), _BATCH):
-            _insert(db, dict(items[start : start + _BATCH]), now)
+            flagged += _insert(db, dict(items[start : start + _BATCH]), now, flags)
             if progress is not None:
                 progress(min(start + _BATCH, len(items)), len(items))
-        return len(fresh), len(rows) - len(fresh)
+        return len(fresh), len(rows) - len(fresh), flagged
 
-    imported, already = store.write(job)
-    return ImportReport(path, imported, already, battle_file.skipped, battle_file.named_left_out)
+    imported, already, flagged = store.write(job)
+    return ImportReport(path, imported, already, battle_file.skipped, battle_file.named_left_out, flagged)
 
 
 _BATCH = 20_000  # battles written between two progress reports
@@ -159,7 +185,9 @@ def battle_id(record: BattleRecord) -> str:
     return "fastchat-" + hashlib.sha256(content.encode()).hexdigest()[:32]
 
 
-def _insert(db: Database, records: dict[str, BattleRecord], now: float) -> None:
+def _insert(db: Database, records: dict[str, BattleRecord], now: float, flags: list[Flag]) -> int:
+    """Store the battles, their runs, votes and flags (of every battle of the file: those of
+    `records` are taken); return how many battles were flagged."""
     battles, sides, runs, votes = [], [], [], []
     for identity, record in records.items():
         when = now if record.tstamp is None else record.tstamp
@@ -201,6 +229,7 @@ def _insert(db: Database, records: dict[str, BattleRecord], now: float) -> None:
         runs,
     )
     db.conn.executemany("INSERT INTO votes (battle_id, created_at, voter, outcome) VALUES (?, ?, ?, ?)", votes)
+    return len(insert_flags(db, [flag for flag in flags if flag[0] in records]))
 
 
 def _opening(conversation: Sequence[Message]) -> tuple[str | None, str]:

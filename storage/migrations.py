@@ -6,10 +6,15 @@ pins the resulting schema, so every change to it is deliberate.
 Records are append-only, and triggers make SQLite itself refuse an UPDATE or DELETE: a battle's
 phase is derived, never stored (served until every side has a run; errored if a run has an error;
 finished otherwise), and a vote is one row per battle.
+
+m002 adds `identity_flags`: one row per run whose answer or thinking names a model family or
+maker (`arena.identity`), with the words found. A battle with any such row is flagged, and
+ratings leave it out unless asked. Runs recorded before m002 are checked once, when it is applied.
 """
 
 from __future__ import annotations
 
+import json
 import textwrap
 from pathlib import Path
 
@@ -17,6 +22,7 @@ from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
 from arena.errors import StorageError
+from arena.identity import identity_words
 from storage.db import write_transaction
 
 migrations = Migrations("gemma_arena")
@@ -85,7 +91,7 @@ _INITIAL = [
     "CREATE INDEX votes_by_time ON votes (created_at, id)",
 ]
 
-APPEND_ONLY_TABLES = ("battles", "sides", "runs", "votes")
+APPEND_ONLY_TABLES = ("battles", "sides", "runs", "votes")  # m001's; m002 adds identity_flags
 
 
 @migrations()
@@ -94,10 +100,38 @@ def m001_initial(db: Database) -> None:
         db.execute(textwrap.dedent(statement).strip())
     for table in APPEND_ONLY_TABLES:
         for action in ("UPDATE", "DELETE"):
-            db.execute(
-                f"CREATE TRIGGER {table}_no_{action.lower()} BEFORE {action} ON {table} "
-                f"BEGIN SELECT RAISE(ABORT, '{table} are append-only'); END"
-            )
+            _append_only(db, table, action)
+
+
+_IDENTITY_FLAGS = """
+    CREATE TABLE identity_flags (
+        battle_id TEXT NOT NULL,
+        position INTEGER NOT NULL,
+        words TEXT NOT NULL,
+        PRIMARY KEY (battle_id, position),
+        FOREIGN KEY (battle_id, position) REFERENCES runs (battle_id, position)
+    )"""
+
+
+@migrations()
+def m002_identity_flags(db: Database) -> None:
+    db.execute(textwrap.dedent(_IDENTITY_FLAGS).strip())
+    for action in ("UPDATE", "DELETE"):
+        _append_only(db, "identity_flags", action)
+    # the runs already stored are checked once, here
+    flags = [
+        (battle_id, position, json.dumps(words, ensure_ascii=False))
+        for battle_id, position, text, thinking in db.execute("SELECT battle_id, position, text, thinking FROM runs")
+        if (words := identity_words(text, thinking))
+    ]
+    db.conn.executemany("INSERT INTO identity_flags (battle_id, position, words) VALUES (?, ?, ?)", flags)
+
+
+def _append_only(db: Database, table: str, action: str) -> None:
+    db.execute(
+        f"CREATE TRIGGER {table}_no_{action.lower()} BEFORE {action} ON {table} "
+        f"BEGIN SELECT RAISE(ABORT, '{table} are append-only'); END"
+    )
 
 
 class NewerSchema(StorageError):

@@ -1,7 +1,12 @@
-"""Reading the votes database back: battles, pairwise outcomes, counts, speed, export rows.
+"""Reading the votes database back: battles, votes and their pairwise outcomes, counts, speed,
+voters, export rows.
 
 Functions take a sqlite-utils Database and return plain values; `storage.store.Store` decides
 which connection and transaction they run in.
+
+Which votes ratings read is a slice: a category (what the request carried), a voter, a mode
+(`RATING_MODES`: blind battles, named comparisons, or all) and whether flagged battles count
+(an answer named a model family or maker: `storage.migrations`, m002).
 """
 
 from __future__ import annotations
@@ -16,10 +21,13 @@ from typing import Any
 from sqlite_utils import Database
 
 from arena.ratings import PairOutcome
-from arena.votes import Vote, implied_outcomes
+from arena.votes import CastVote, Vote
 
 CATEGORIES = ("all", "text", "image", "audio")
 PHASES = ("served", "finished", "errored")
+RATING_MODES = ("blind", "named", "all")
+"""Which votes ratings read: on blind battles (the default: the voter did not know the names), on
+named comparisons, or all."""
 
 _CATEGORY_SQL = {
     "all": "1",
@@ -45,7 +53,9 @@ STAT_COLUMNS = (
 @dataclass(frozen=True)
 class StoredBattle:
     """A battle as stored. `phase` is derived: 'served' until every side has a run, then
-    'errored' if any run failed, else 'finished'. `errors` pairs each failed variant with its error."""
+    'errored' if any run failed, else 'finished'. `errors` pairs each failed variant with its error.
+    `identity_words` are the model families and makers its answers name (`arena.identity`): the
+    battle is `flagged`, and ratings leave it out unless asked."""
 
     id: str
     created_at: float
@@ -58,6 +68,12 @@ class StoredBattle:
     phase: str
     errors: tuple[tuple[str, str], ...]
     vote: Vote | None
+    identity_words: tuple[str, ...] = ()
+
+    @property
+    def flagged(self) -> bool:
+        """Whether an answer named a model family or maker (its vote stays out of ratings by default)."""
+        return bool(self.identity_words)
 
     @property
     def answered(self) -> tuple[str, ...]:
@@ -74,7 +90,8 @@ class StoredBattle:
 
 @dataclass(frozen=True)
 class VariantSpeed:
-    """Medians over a variant's successful runs (None where no run measured the figure)."""
+    """Medians over a variant's successful runs in named comparisons and voted battles (None where
+    no run measured the figure)."""
 
     variant: str
     runs: int
@@ -90,13 +107,21 @@ def check_category(category: str) -> str:
     return category
 
 
+def check_mode(mode: str) -> str:
+    """Return `mode` if it is one of RATING_MODES, else raise ValueError naming them."""
+    if mode not in RATING_MODES:
+        raise ValueError(f"unknown mode {mode!r}: expected one of {', '.join(RATING_MODES)}")
+    return mode
+
+
 def read_battle(db: Database, battle_id: str) -> StoredBattle | None:
     """The battle with this id, or None if there is none. One query: it is on every vote's path."""
     rows = db.conn.execute(
         "SELECT b.created_at, b.mode, b.voter, b.has_image, b.has_audio, s.variant, s.spec, "
-        "r.id IS NOT NULL, r.error, v.id IS NOT NULL, v.outcome, v.best, v.ranking "
+        "r.id IS NOT NULL, r.error, v.id IS NOT NULL, v.outcome, v.best, v.ranking, f.words "
         "FROM battles b JOIN sides s ON s.battle_id = b.id "
         "LEFT JOIN runs r ON r.battle_id = s.battle_id AND r.position = s.position "
+        "LEFT JOIN identity_flags f ON f.battle_id = s.battle_id AND f.position = s.position "
         "LEFT JOIN votes v ON v.battle_id = b.id WHERE b.id = ? ORDER BY s.position",
         [battle_id],
     ).fetchall()
@@ -118,6 +143,7 @@ def read_battle(db: Database, battle_id: str) -> StoredBattle | None:
         phase=("errored" if errors else "finished") if complete else "served",
         errors=errors,
         vote=vote_from_row(variants, *first[10:13]) if first[9] else None,
+        identity_words=tuple(dict.fromkeys(word for row in rows if row[13] for word in json.loads(row[13]))),
     )
 
 
@@ -136,18 +162,28 @@ def vote_from_row(variants: Sequence[str], outcome: str | None, best: int | None
     return Vote.of(ranking=[[variants[position] for position in tier] for tier in tiers])
 
 
-def _vote_filter(category: str, voter: str | None) -> tuple[str, list[Any]]:
-    """The WHERE clause (over votes v JOIN battles b) selecting votes in a category, by a voter."""
+_FLAGGED = "EXISTS (SELECT 1 FROM identity_flags f WHERE f.battle_id = b.id)"
+
+
+def _vote_filter(
+    category: str, voter: str | None, mode: str = "all", include_flagged: bool = True
+) -> tuple[str, list[Any]]:
+    """The WHERE clause (over votes v JOIN battles b) selecting votes in a category, by a voter,
+    on battles of a mode (RATING_MODES), flagged battles only if `include_flagged`."""
     where = _CATEGORY_SQL[check_category(category)]
     params: list[Any] = []
     if voter is not None:
         where += " AND v.voter = ?"
         params.append(voter)
+    if check_mode(mode) != "all":
+        where += " AND b.mode = ?"
+        params.append(mode)
+    if not include_flagged:
+        where += f" AND NOT {_FLAGGED}"
     return where, params
 
 
-def _voted_battles(db: Database, category: str, voter: str | None) -> list[dict[str, Any]]:
-    where, params = _vote_filter(category, voter)
+def _voted_battles(db: Database, where: str, params: list[Any]) -> list[dict[str, Any]]:
     return list(
         db.query(
             "SELECT v.id AS vote_id, v.battle_id, v.created_at AS voted_at, v.voter, v.outcome, v.best, "
@@ -159,9 +195,8 @@ def _voted_battles(db: Database, category: str, voter: str | None) -> list[dict[
     )
 
 
-def _voted_sides(db: Database, category: str, voter: str | None, *, with_runs: bool) -> dict[str, list[dict[str, Any]]]:
+def _voted_sides(db: Database, where: str, params: list[Any], *, with_runs: bool) -> dict[str, list[dict[str, Any]]]:
     """Sides (and their runs) of the voted battles the filter selects, in position order."""
-    where, params = _vote_filter(category, voter)
     columns = "s.battle_id, s.position, s.variant, s.spec, r.error"
     join = " LEFT JOIN runs r ON r.battle_id = s.battle_id AND r.position = s.position"
     if with_runs:
@@ -177,23 +212,74 @@ def _voted_sides(db: Database, category: str, voter: str | None, *, with_runs: b
     return found
 
 
-def pair_outcomes(db: Database, category: str = "all", voter: str | None = None) -> list[PairOutcome]:
-    """Every vote in `category` (by `voter`, if given) as pairwise outcomes, in voting order."""
-    votes = _voted_battles(db, category, voter)
-    sides = _voted_sides(db, category, voter, with_runs=False)
-    pairs: list[PairOutcome] = []
+def cast_votes(
+    db: Database,
+    category: str = "all",
+    voter: str | None = None,
+    *,
+    mode: str = "blind",
+    include_flagged: bool = False,
+) -> list[CastVote]:
+    """Every vote of the slice (see the module docstring), in voting order."""
+    where, params = _vote_filter(category, voter, mode, include_flagged)
+    votes = _voted_battles(db, where, params)
+    sides = _voted_sides(db, where, params, with_runs=False)
+    cast = []
     for vote in votes:
         battle_sides = sides[vote["battle_id"]]
         variants = [side["variant"] for side in battle_sides]
-        cast = vote_from_row(variants, vote["outcome"], vote["best"], vote["ranking"])
-        pairs.extend(implied_outcomes(voted_variants(vote["mode"], battle_sides), cast, tstamp=vote["voted_at"]))
-    return pairs
+        cast.append(
+            CastVote(
+                id=str(vote["vote_id"]),
+                voter=vote["voter"],
+                variants=tuple(voted_variants(vote["mode"], battle_sides)),
+                vote=vote_from_row(variants, vote["outcome"], vote["best"], vote["ranking"]),
+                tstamp=vote["voted_at"],
+            )
+        )
+    return cast
+
+
+def pair_outcomes(
+    db: Database,
+    category: str = "all",
+    voter: str | None = None,
+    *,
+    mode: str = "blind",
+    include_flagged: bool = False,
+) -> list[PairOutcome]:
+    """Every vote of the slice as pairwise outcomes, in voting order; the pairs of one vote name it."""
+    return [
+        pair
+        for vote in cast_votes(db, category, voter, mode=mode, include_flagged=include_flagged)
+        for pair in vote.outcomes()
+    ]
+
+
+def flagged_votes(db: Database, category: str = "all", voter: str | None = None, *, mode: str = "blind") -> int:
+    """How many votes of the slice are on flagged battles (left out of ratings by default)."""
+    where, params = _vote_filter(category, voter, mode)
+    query = f"SELECT COUNT(*) FROM votes v JOIN battles b ON b.id = v.battle_id WHERE {where} AND {_FLAGGED}"
+    return int(db.execute(query, params).fetchone()[0])
+
+
+def voters(db: Database, mode: str = "blind") -> list[str]:
+    """Everyone who voted on a battle of `mode` (RATING_MODES), sorted."""
+    where, params = _vote_filter("all", None, mode)
+    rows = db.execute(
+        f"SELECT DISTINCT v.voter FROM votes v JOIN battles b ON b.id = v.battle_id "
+        f"WHERE {where} AND v.voter IS NOT NULL ORDER BY v.voter",
+        params,
+    )
+    return [row[0] for row in rows]
 
 
 def export_rows(db: Database, category: str = "all", voter: str | None = None) -> Iterator[dict[str, Any]]:
-    """One dict per vote, in voting order: the battle, the vote, and every side with its run."""
-    votes = _voted_battles(db, category, voter)
-    sides = _voted_sides(db, category, voter, with_runs=True)
+    """One dict per vote, in voting order: the battle, the vote, and every side with its run.
+    Every mode, flagged battles included: an export holds every vote, with its battle's mode."""
+    where, params = _vote_filter(category, voter)
+    votes = _voted_battles(db, where, params)
+    sides = _voted_sides(db, where, params, with_runs=True)
     for vote in votes:
         battle_sides = sides[vote["battle_id"]]
         variants = [side["variant"] for side in battle_sides]
@@ -225,11 +311,15 @@ def battle_counts(db: Database, *, voted_only: bool = False) -> dict[frozenset[s
 
 def speed_by_variant(db: Database) -> list[VariantSpeed]:
     """Per variant, medians of decode rate, time to first token and peak memory over its
-    successful runs, sorted by variant."""
+    successful runs, sorted by variant. Only runs of named comparisons and of voted battles
+    count: a blind battle's figures are shown with its reveal, after the vote, and one left
+    unvoted must not publish them here (the speed of "Model A" would tell who it was)."""
     figures: dict[str, list[tuple[Any, Any, Any]]] = defaultdict(list)
     for variant, rate, ttft, peak in db.execute(
         "SELECT s.variant, r.tokens_per_s, r.ttft_s, r.peak_memory_bytes FROM runs r "
-        "JOIN sides s ON s.battle_id = r.battle_id AND s.position = r.position WHERE r.error IS NULL"
+        "JOIN sides s ON s.battle_id = r.battle_id AND s.position = r.position "
+        "JOIN battles b ON b.id = r.battle_id WHERE r.error IS NULL "
+        "AND (b.mode = 'named' OR EXISTS (SELECT 1 FROM votes v WHERE v.battle_id = r.battle_id))"
     ):
         figures[variant].append((rate, ttft, peak))
     return [

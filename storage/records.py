@@ -1,25 +1,35 @@
 """Writing battles, runs and votes. Each function runs inside a write transaction it is given.
 
 The checks that make a vote valid (the battle exists, every answer finished, none failed, no
-vote yet) run in the same transaction as the insert, so two concurrent votes on one battle can
-never both be accepted: the server enforces the battle's phase, not the UI.
+vote yet, the voter is the one the battle was served to) run in the same transaction as the
+insert, so two concurrent votes on one battle can never both be accepted: the server enforces
+the battle's phase, not the UI.
+
+Each run's answer and thinking are checked for names of model families and makers
+(`arena.identity`) as they are recorded; what is found goes into `identity_flags`, and the battle
+is flagged.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from sqlite_utils import Database
 
 from arena.errors import StorageError
+from arena.identity import identity_words
 from arena.measure import Result
 from arena.votes import Vote, check_vote
 from storage.queries import StoredBattle, read_battle
 
 MAX_SIDES = 8
 MODES = ("blind", "named")
+
+
+#: (battle id, position, words found) of a run whose answer names a model family or maker.
+Flag = tuple[str, int, tuple[str, ...]]
 
 
 class VoteRejected(StorageError):
@@ -86,8 +96,11 @@ def insert_battle(db: Database, battle: NewBattle) -> str:
     return battle.id
 
 
-def insert_runs(db: Database, battle_id: str, results: Sequence[Result], recorded_at: float) -> str:
-    """Store one run per side (results in position order); return the battle's new phase."""
+def insert_runs(
+    db: Database, battle_id: str, results: Sequence[Result], recorded_at: float, flags: Sequence[Flag] | None = None
+) -> str:
+    """Store one run per side (results in position order) and their `flags` (by default found
+    here: `find_flags`); return the battle's new phase."""
     battle = read_battle(db, battle_id)
     if battle is None:
         raise BattleRejected(f"no battle {battle_id!r} to finish: open it first")
@@ -104,7 +117,30 @@ def insert_runs(db: Database, battle_id: str, results: Sequence[Result], recorde
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [_run_values(battle_id, position, result, recorded_at) for position, result in enumerate(results)],
     )
+    insert_flags(db, result_flags(battle_id, results) if flags is None else flags)
     return "errored" if any(not result.ok for result in results) else "finished"
+
+
+def find_flags(runs: Iterable[tuple[str, int, str, str]]) -> list[Flag]:
+    """The flags of `runs` ((battle id, position, text, thinking)): one for each whose answer or
+    thinking names a model family or maker. Pure: callers find them before taking the write lock."""
+    return [
+        (battle_id, position, words)
+        for battle_id, position, text, thinking in runs
+        if (words := identity_words(text, thinking))
+    ]
+
+
+def result_flags(battle_id: str, results: Sequence[Result]) -> list[Flag]:
+    """`find_flags` of a battle's results, in position order."""
+    return find_flags((battle_id, position, result.text, result.thinking) for position, result in enumerate(results))
+
+
+def insert_flags(db: Database, flags: Iterable[Flag]) -> set[str]:
+    """Store `flags` (of runs already stored); return the ids of the battles flagged."""
+    rows = [(battle_id, position, json.dumps(words, ensure_ascii=False)) for battle_id, position, words in flags]
+    db.conn.executemany("INSERT INTO identity_flags (battle_id, position, words) VALUES (?, ?, ?)", rows)
+    return {battle_id for battle_id, _, _ in rows}
 
 
 def _run_values(battle_id: str, position: int, result: Result, recorded_at: float) -> tuple[object, ...]:
@@ -134,10 +170,17 @@ def _run_values(battle_id: str, position: int, result: Result, recorded_at: floa
 
 def insert_vote(db: Database, battle_id: str, vote: Vote, voter: str | None, created_at: float) -> int:
     """Store the one vote on a finished battle; return the vote's id. `voter` None means the
-    person the battle was served to."""
+    person the battle was served to; anyone else is refused when the battle was served to someone
+    (a blind battle is voted on by the one who saw it, a comparison by the one who ran it)."""
     battle = read_battle(db, battle_id)
     check_votable(battle_id, battle)
     assert battle is not None
+    if battle.voter is not None and voter is not None and voter != battle.voter:
+        # the other voter's name is theirs: not said
+        raise VoteRejected(
+            f"battle {battle_id} was served to another voter, and only they can vote on it (one vote per "
+            "person per battle): start a round of your own to vote"
+        )
     try:
         check_vote(battle.voted_on, vote, reveal=battle.mode != "blind")
     except ValueError as exc:

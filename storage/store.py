@@ -24,12 +24,13 @@ from sqlite_utils import Database
 from arena.errors import StorageError
 from arena.measure import Result
 from arena.ratings import PairOutcome
-from arena.votes import Vote
+from arena.voters import VoterStats, voter_stats
+from arena.votes import CastVote, Vote
 from backends.base import Request
 from storage import queries
 from storage.db import DEFAULT_BUSY_TIMEOUT_S, StoreReadOnly, connect, read_snapshot, sqlite_errors
 from storage.migrations import apply_migrations
-from storage.records import NewBattle, VoteRejected, insert_battle, insert_runs, insert_vote
+from storage.records import NewBattle, VoteRejected, insert_battle, insert_runs, insert_vote, result_flags
 from storage.writer import DirectWriter, GroupCommitWriter, Job, Writer
 
 if TYPE_CHECKING:
@@ -109,9 +110,11 @@ class Store:
 
     def finish_battle(self, battle_id: str, results: Sequence[Result]) -> str:
         """Record each side's result (in position order); return the phase: 'finished', or
-        'errored' if any result has an error (such a battle takes no vote)."""
+        'errored' if any result has an error (such a battle takes no vote). An answer that names a
+        model family or maker flags the battle (`arena.identity`)."""
         now = time.time()
-        return self._write(lambda db: insert_runs(db, battle_id, results, now))
+        flags = result_flags(battle_id, results)  # here, not in the writer: it serves every thread
+        return self._write(lambda db: insert_runs(db, battle_id, results, now, flags))
 
     def record_comparison(
         self,
@@ -124,10 +127,11 @@ class Store:
     ) -> str:
         """Open and finish a battle in one transaction (a finished comparison); return its id."""
         battle = self._new_battle(request, variants, mode, voter)
+        flags = result_flags(battle.id, results)
 
         def job(db: Database) -> str:
             insert_battle(db, battle)
-            insert_runs(db, battle.id, results, time.time())
+            insert_runs(db, battle.id, results, time.time(), flags)
             return battle.id
 
         return self._write(job)
@@ -146,7 +150,8 @@ class Store:
         Give exactly one of `outcome` ('a', 'b', 'tie', 'both_bad'; two-sided battles),
         `best` (a variant label) or `ranking` (tiers of labels, best first, equal rank allowed).
         `voter` defaults to the person the battle was served to. Raises VoteRejected for an
-        unknown, unfinished, errored or already voted battle, or a vote that does not fit it.
+        unknown, unfinished, errored or already voted battle, a vote that does not fit it, or a
+        `voter` other than the one the battle was served to (when it was served to someone).
         """
         try:
             vote = Vote.of(outcome=outcome, best=best, ranking=ranking)
@@ -162,12 +167,51 @@ class Store:
         with self._read() as db:
             return queries.read_battle(db, battle_id)
 
-    def pair_outcomes(self, category: str = "all", voter: str | None = None) -> list[PairOutcome]:
-        """Every vote in `category` ('all', 'text', 'image', 'audio'), by `voter` if given, as
-        pairwise outcomes in voting order (see `arena.votes` for how multi-way votes are split)."""
-        self._check_category(category)
-        with self._read() as db:
-            return queries.pair_outcomes(db, category, voter)
+    def pair_outcomes(
+        self,
+        category: str = "all",
+        voter: str | None = None,
+        *,
+        mode: str = "blind",
+        include_flagged: bool = False,
+    ) -> list[PairOutcome]:
+        """Every vote in `category` ('all', 'text', 'image', 'audio'), by `voter` if given, on
+        battles of `mode` ('blind', the default, 'named' or 'all': `queries.RATING_MODES`),
+        without flagged battles unless `include_flagged`, as pairwise outcomes in voting order
+        (see `arena.votes` for how multi-way votes are split; the pairs of one vote name it)."""
+        with self._read_slice(category, mode) as db:
+            return queries.pair_outcomes(db, category, voter, mode=mode, include_flagged=include_flagged)
+
+    def cast_votes(
+        self,
+        category: str = "all",
+        voter: str | None = None,
+        *,
+        mode: str = "blind",
+        include_flagged: bool = False,
+    ) -> list[CastVote]:
+        """The votes of the same slice as `pair_outcomes`, one per vote, in voting order."""
+        with self._read_slice(category, mode) as db:
+            return queries.cast_votes(db, category, voter, mode=mode, include_flagged=include_flagged)
+
+    def flagged_votes(self, category: str = "all", voter: str | None = None, *, mode: str = "blind") -> int:
+        """How many votes of the slice are on flagged battles (an answer named a model family or
+        maker): what `pair_outcomes` leaves out unless `include_flagged`."""
+        with self._read_slice(category, mode) as db:
+            return queries.flagged_votes(db, category, voter, mode=mode)
+
+    def voters(self, mode: str = "blind") -> list[str]:
+        """Everyone who voted on a battle of `mode`, sorted."""
+        with self._read_slice("all", mode) as db:
+            return queries.voters(db, mode)
+
+    def voter_stats(
+        self, category: str = "all", *, mode: str = "blind", include_flagged: bool = False
+    ) -> list[VoterStats]:
+        """One row per voter of the slice, most votes first: their votes by kind, and how often
+        their decisive votes agree with the ratings of all voters of the same slice
+        (`arena.voters`)."""
+        return voter_stats(self.cast_votes(category, mode=mode, include_flagged=include_flagged))
 
     def battle_counts(self, *, voted_only: bool = False) -> dict[frozenset[str], int]:
         """How many battles (errored ones excluded; only voted ones if `voted_only`) put each pair
@@ -176,7 +220,8 @@ class Store:
             return queries.battle_counts(db, voted_only=voted_only)
 
     def speed_by_variant(self) -> list[queries.VariantSpeed]:
-        """Median decode rate, time to first token and peak memory per variant (successful runs)."""
+        """Median decode rate, time to first token and peak memory per variant, over successful
+        runs of named comparisons and voted battles (an unvoted blind battle keeps its figures)."""
         with self._read() as db:
             return queries.speed_by_variant(db)
 
@@ -198,7 +243,8 @@ class Store:
         """Import FastChat clean battles (JSON or JSONL) as battles, runs and votes, in one
         transaction. With `strict`, any bad record refuses the whole file; otherwise bad records
         are skipped and listed in the returned report. Battles imported before are not repeated.
-        Named battles (`anony` false) are left out, as FastChat does, unless `include_named`."""
+        Named battles (`anony` false) are left out, as FastChat does, unless `include_named`:
+        then they are stored as named (mode 'named'). Answers that name a model are flagged."""
         from storage.imports import import_fastchat
 
         return import_fastchat(self, path, strict=strict, include_named=include_named)
@@ -257,6 +303,16 @@ class Store:
             raise StorageError(f"the vote store {self.path} is closed: open it again to use it")
         if os.getpid() != self._pid:
             raise StorageError("a vote store cannot cross a fork: open it again in the child process")
+
+    @contextmanager
+    def _read_slice(self, category: str, mode: str) -> Iterator[Database]:
+        self._check_category(category)
+        try:
+            queries.check_mode(mode)
+        except ValueError as exc:
+            raise StorageError(str(exc)) from exc
+        with self._read() as db:
+            yield db
 
     @staticmethod
     def _check_category(category: str) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import shutil
 import sqlite3
@@ -21,6 +22,7 @@ from arena.settings import Settings
 from backends.base import Media, Request
 from cli import build_parser, main
 from storage import open_store
+from storage.queries import RATING_MODES
 from tests.test_store import answer
 
 REPO = Path(__file__).resolve().parent.parent
@@ -111,8 +113,9 @@ def vote_count(path: Path) -> int:
 def test_leaderboard_json_rows_carry_rating_interval_rank_and_tallies(
     capsys: pytest.CaptureFixture[str], voted: Settings
 ) -> None:
-    board = leaderboard_json(capsys, voted)
+    board = leaderboard_json(capsys, voted, "--mode", "all")
     assert board["battles"] == 24 + 2 + 6  # best-of-three implies 2 pairs, a ranking of four 6
+    assert board["votes"] == 26 and board["mode"] == "all"
     assert [row["variant"] for row in board["rows"]] and {row["variant"] for row in board["rows"]} == {
         E2B,
         E4B,
@@ -122,9 +125,11 @@ def test_leaderboard_json_rows_carry_rating_interval_rank_and_tallies(
     for row in board["rows"]:
         assert {"variant", "rating", "ci_low", "ci_high", "rank", "votes", "wins", "losses", "ties"} <= row.keys()
         assert row["ci_low"] <= row["rating"] <= row["ci_high"]
-        assert row["wins"] + row["losses"] + row["ties"] + row["both_bad"] == row["votes"]
         assert row["rank"] >= 1
-    assert sum(row["votes"] for row in board["rows"]) == 2 * board["battles"]
+    # a vote counts once for each variant in it, whatever the pairs it implies
+    assert sum(row["votes"] for row in board["rows"]) == 2 * 24 + 3 + 4
+    pairs = sum(row["wins"] + row["losses"] + row["ties"] + row["both_bad"] for row in board["rows"])
+    assert pairs == 2 * board["battles"]
 
 
 def test_leaderboard_table_names_every_variant_and_the_scale(
@@ -146,9 +151,44 @@ def test_leaderboard_anchor_pins_one_variant(capsys: pytest.CaptureFixture[str],
 
 def test_leaderboard_filters_by_category_and_voter(capsys: pytest.CaptureFixture[str], voted: Settings) -> None:
     assert leaderboard_json(capsys, voted, "--category", "image")["battles"] == 6
-    assert leaderboard_json(capsys, voted, "--category", "text")["battles"] == 24 - 6 + 2 + 6
+    assert leaderboard_json(capsys, voted, "--category", "text")["battles"] == 24 - 6
+    assert leaderboard_json(capsys, voted, "--category", "text", "--mode", "all")["battles"] == 24 - 6 + 2 + 6
     assert leaderboard_json(capsys, voted, "--category", "audio")["rows"] == []
-    assert leaderboard_json(capsys, voted, "--voter", "ann")["battles"] == 12 + 2
+    assert leaderboard_json(capsys, voted, "--voter", "ann")["battles"] == 12
+    assert leaderboard_json(capsys, voted, "--voter", "ann", "--mode", "all")["battles"] == 12 + 2
+
+
+def test_leaderboard_rates_blind_votes_by_default_and_named_or_all_by_mode(
+    capsys: pytest.CaptureFixture[str], voted: Settings
+) -> None:
+    counts = {
+        mode: (board["votes"], board["battles"], board["mode"])
+        for mode in RATING_MODES
+        for board in [leaderboard_json(capsys, voted, "--mode", mode)]
+    }
+    assert counts == {"blind": (24, 24, "blind"), "named": (2, 8, "named"), "all": (26, 32, "all")}
+    assert leaderboard_json(capsys, voted)["mode"] == "blind"
+    assert leaderboard_json(capsys, voted, "--include-named")["battles"] == 32  # the older spelling of --mode all
+    code, out, _ = run_cli(capsys, voted, "leaderboard", "--mode", "named", "--rounds", "5")
+    assert code == 0 and "votes on named comparisons" in out and "2 votes, 8 pairwise outcomes" in out
+    code, _, err = run_cli(capsys, voted, "leaderboard", "--include-named", "--mode", "blind")
+    assert code == 2 and "--include-named means --mode all" in err
+
+
+def test_one_vote_gives_a_wide_interval_and_the_shared_last_rank(
+    capsys: pytest.CaptureFixture[str], voted: Settings
+) -> None:
+    with open_store(voted.db_path) as store:
+        clip = Request("listen", audio=(Media(kind="audio", data=b"RIFF", mime="audio/wav"),))
+        battle_id = store.record_comparison(clip, [(E2B, E2B), (B31, B31)], [answer(E2B), answer(B31)], mode="blind")
+        store.record_vote(battle_id, "a")
+    board = leaderboard_json(capsys, voted, "--category", "audio")
+    assert (board["votes"], board["preliminary"]) == (1, 2)
+    for row in board["rows"]:
+        assert row["preliminary"] and row["rank"] == 1
+        assert row["ci_high"] - row["ci_low"] > 200 and math.isfinite(row["ci_low"]) and math.isfinite(row["ci_high"])
+    code, out, _ = run_cli(capsys, voted, "leaderboard", "--category", "audio", "--rounds", "5")
+    assert code == 0 and "preliminary: fewer than 30 votes" in out and "share the last rank" in out
 
 
 def test_leaderboard_reads_the_database_named_by_flag_or_environment(
@@ -159,7 +199,7 @@ def test_leaderboard_reads_the_database_named_by_flag_or_environment(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     elsewhere = replace(settings, db_path=tmp_path / "elsewhere.db")
-    assert leaderboard_json(capsys, elsewhere, "--db", str(voted.db_path))["battles"] == 32
+    assert leaderboard_json(capsys, elsewhere, "--db", str(voted.db_path))["battles"] == 24
     monkeypatch.setenv("GEMMA_ARENA_DB", str(voted.db_path))
     code, out, err = run_cli(capsys, None, "leaderboard", "--json", "--rounds", "5")
     assert code == 0, err
@@ -177,12 +217,20 @@ def test_fastchat_export_says_which_votes_were_blind_and_rates_like_the_database
     assert [record["anony"] for record in records] == [True] * 24 + [False] * 8
     assert records[0]["winner"] == "model_a" and records[0]["judge"] == "bob"
     assert records[0]["conversation_a"][-1] == {"role": "assistant", "content": f"{E2B} says 0"}
-    from_db = leaderboard_json(capsys, voted)
-    everything = leaderboard_json(capsys, voted, "--battles", str(out), "--include-named")
-    assert everything["rows"] == from_db["rows"] and everything["win_rate"] == from_db["win_rate"]
-    assert everything["named_left_out"] == 0
+    from_db = leaderboard_json(capsys, voted)  # blind votes, all two-sided: the file holds them as they are
     blind = leaderboard_json(capsys, voted, "--battles", str(out))
+    assert blind["rows"] == from_db["rows"] and blind["win_rate"] == from_db["win_rate"]
     assert (blind["battles"], blind["named_left_out"]) == (24, 8)
+    # the file has no place to say that pairs came from one vote: the ratings agree, the vote counts not
+    everything = leaderboard_json(capsys, voted, "--battles", str(out), "--include-named")
+    all_db = leaderboard_json(capsys, voted, "--mode", "all")
+    assert everything["named_left_out"] == 0 and everything["win_rate"] == all_db["win_rate"]
+    assert [(r["variant"], r["rating"], r["wins"]) for r in everything["rows"]] == [
+        (r["variant"], r["rating"], r["wins"]) for r in all_db["rows"]
+    ]
+    assert (everything["votes"], all_db["votes"]) == (32, 26)
+    named = leaderboard_json(capsys, voted, "--battles", str(out), "--mode", "named")
+    assert (named["battles"], named["blind_left_out"]) == (8, 24)
     blind_db = replace(voted, db_path=tmp_path / "blind.db")  # the blind votes survive the round trip
     assert run_cli(capsys, blind_db, "import", str(out))[0] == 0
     assert leaderboard_json(capsys, blind_db)["rows"] == blind["rows"]
@@ -226,10 +274,14 @@ def test_include_named_imports_and_rates_named_battles_too(
     assert code == 0 and "imported 4 battles" in out and "left out" not in out
     from_file = leaderboard_json(capsys, settings, "--battles", str(source), "--include-named")
     assert from_file["battles"] == 4 and from_file["named_left_out"] == 0
-    assert leaderboard_json(capsys, settings)["rows"] == from_file["rows"]
+    assert leaderboard_json(capsys, settings, "--mode", "all")["rows"] == from_file["rows"]
+    assert leaderboard_json(capsys, settings, "--include-named")["rows"] == from_file["rows"]
     assert stored_modes(settings) == {"blind", "named"}
-    code, _, err = run_cli(capsys, settings, "leaderboard", "--include-named")
-    assert code == 2 and "--include-named applies to --battles files" in err
+    named = leaderboard_json(capsys, settings, "--mode", "named")
+    assert (
+        named["battles"] == 1
+        and named["rows"] == leaderboard_json(capsys, settings, "--battles", str(source), "--mode", "named")["rows"]
+    )
 
 
 def test_leaderboard_on_a_battles_file_filters_by_judge_but_has_no_categories(
@@ -571,7 +623,7 @@ def test_leaderboard_json_in_a_real_process(voted: Settings) -> None:
     )
     assert result.returncode == 0, result.stderr
     board = json.loads(result.stdout)
-    assert len(board["rows"]) == 4 and board["battles"] == 32
+    assert len(board["rows"]) == 4 and board["battles"] == 24
 
 
 def test_every_new_subcommand_and_option_is_documented() -> None:
@@ -582,3 +634,52 @@ def test_every_new_subcommand_and_option_is_documented() -> None:
         assert command.description, name
         for action in command._actions:
             assert action.help, f"{name} {action.option_strings or action.dest} has no help"
+
+
+def test_flagged_battles_are_left_out_and_counted_unless_included(
+    capsys: pytest.CaptureFixture[str], voted: Settings, tmp_path: Path
+) -> None:
+    with open_store(voted.db_path) as store:
+        battle_id = store.record_comparison(
+            Request("who are you?"),
+            [(E2B, E2B), (B31, B31)],
+            [answer(E2B, "I am Gemma, made by Google."), answer(B31)],
+            mode="blind",
+            voter="ann",
+        )
+        store.record_vote(battle_id, "a")
+    board = leaderboard_json(capsys, voted)
+    assert (board["battles"], board["flagged_left_out"], board["include_flagged"]) == (24, 1, False)
+    included = leaderboard_json(capsys, voted, "--include-flagged")
+    assert (included["battles"], included["flagged_left_out"]) == (25, 0)
+    code, out, _ = run_cli(capsys, voted, "leaderboard", "--rounds", "5")
+    assert code == 0 and "left out 1 flagged battle(s)" in out and "--include-flagged rates them too" in out
+    source = write_jsonl(tmp_path / "in.jsonl", BATTLE_LINES)
+    code, _, err = run_cli(capsys, voted, "leaderboard", "--battles", str(source), "--include-flagged")
+    assert code == 2 and "--include-flagged applies to the database" in err
+
+
+def test_import_flags_answers_that_name_a_model(
+    capsys: pytest.CaptureFixture[str], settings: Settings, tmp_path: Path
+) -> None:
+    leaky = fastchat("m1", "m2", "model_b", 9.0)
+    leaky["conversation_b"] = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "ChatGPT here"}]
+    source = write_jsonl(tmp_path / "in.jsonl", [*BATTLE_LINES, leaky, leaky])  # the same battle twice
+    code, out, _ = run_cli(capsys, settings, "import", str(source))
+    assert code == 0 and "imported 4 battles" in out and "flagged 1 whose answers name a model" in out
+    board = leaderboard_json(capsys, settings)
+    assert (board["battles"], board["flagged_left_out"]) == (3, 1)
+
+
+def test_export_takes_mode_only_for_the_leaderboard_csv(
+    capsys: pytest.CaptureFixture[str], voted: Settings, tmp_path: Path
+) -> None:
+    votes_csv = str(tmp_path / "v.csv")
+    code, _, err = run_cli(capsys, voted, "export", "--format", "csv", "--out", votes_csv, "--mode", "named")
+    assert code == 2 and "--mode and --include-flagged choose what --format leaderboard-csv rates" in err
+    out = tmp_path / "named.csv"
+    args = ("export", "--format", "leaderboard-csv", "--out", str(out), "--rounds", "5", "--mode", "named")
+    assert run_cli(capsys, voted, *args)[0] == 0
+    with out.open(newline="") as stream:
+        rows = list(csv.DictReader(stream))
+    assert {row["variant"]: int(row["votes"]) for row in rows} == {E2B: 2, E4B: 2, B26: 2, B31: 1}

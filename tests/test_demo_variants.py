@@ -86,3 +86,12 @@ def test_building_twice_gives_identical_files(tmp_path: Path, built: dict[str, P
     for file in ("model.safetensors", "tokenizer.json", "config.json"):
         first = hashlib.sha256((built["e2b"] / file).read_bytes()).hexdigest()
         assert hashlib.sha256((again / file).read_bytes()).hexdigest() == first, file
+
+
+def test_the_demo_corpus_names_no_model_family_or_maker() -> None:
+    """Demo answers are random tokens of this corpus: a word like "Gemma" in it would flag demo
+    battles as naming their model (arena/identity.py) and keep them out of the ratings."""
+    from arena.identity import identity_words
+    from backends.demo import build
+
+    assert identity_words(" ".join(build._WORDS)) == ()

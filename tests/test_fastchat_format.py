@@ -420,6 +420,25 @@ def test_named_battles_are_left_out_only_of_the_table(tmp_path: Path) -> None:
     assert (len(records.anonymous_only().records), records.anonymous_only().named_left_out) == (1, 2)
 
 
+@pytest.mark.parametrize("fmt", ["jsonl", "json"])
+def test_mode_named_keeps_only_named_battles_and_counts_the_blind_ones(tmp_path: Path, fmt: str) -> None:
+    lines = [battle(anony=False), battle("y", "z", anony=False), battle("z", "x", anony=True), battle("x", "z")]
+    path = (
+        write_lines(tmp_path / "b.jsonl", lines)
+        if fmt == "jsonl"
+        else write_array(tmp_path / "b.json", [json.loads(line) for line in lines])
+    )
+    named = read_battle_table(path, mode="named")
+    assert named.fast and named.battles.pairs() == [PairOutcome("x", "y", "a"), PairOutcome("y", "z", "a")]
+    assert (named.named_left_out, named.blind_left_out) == (0, 2)  # a missing anony counts as blind
+    everything = read_battle_table(path, mode="all")
+    assert (len(everything.battles), everything.named_left_out, everything.blind_left_out) == (4, 0, 0)
+    records = read_battles(path).of_mode("named")
+    assert (len(records.records), records.blind_left_out) == (2, 2)
+    with pytest.raises(UsageError, match="unknown mode 'anonymous'"):
+        read_battle_table(path, mode="anonymous")
+
+
 def test_truncated_last_line_is_reported(tmp_path: Path) -> None:
     path = tmp_path / "battles.jsonl"
     write_battles(RECORDS, path)

@@ -26,6 +26,10 @@ from arena.ratings import (
     fit_bradley_terry,
     online_elo,
     rank_by_upper_bound,
+    score_interval,
+    vote_count,
+    vote_patterns,
+    votes_per_variant,
     win_rate_matrix,
 )
 from tests.support.bt_reference import scipy_reference_elo
@@ -68,7 +72,7 @@ def test_ratings_match_scipy_reference_within_0_01_elo(true_elo: list[float], n:
     ours = fit_bradley_terry(aggregate(battles))
     reference = scipy_reference_elo(battles)
     assert np.abs(ours - reference).max() < 0.01
-    board = compute_leaderboard(battles, rounds=10)
+    board = compute_leaderboard(battles, rounds=10, preliminary_below=0)  # the mean of all is the reference
     listed = ratings_of(board.rows)
     assert max(abs(listed[name] - reference[i]) for i, name in enumerate(battles.models)) < 0.01
 
@@ -136,7 +140,7 @@ def test_dominant_variant_gets_finite_top_rating() -> None:
 def test_variant_that_always_loses_gets_finite_bottom_rating() -> None:
     pairs = [P("x", "y", "a"), P("y", "x", "a"), P("x", "y", "tie")] * 4 + [P("x", "floor", "a")] * 6
     pairs += [P("floor", "y", "b")] * 6
-    board = compute_leaderboard(Battles.from_pairs(pairs), rounds=200)
+    board = compute_leaderboard(Battles.from_pairs(pairs), rounds=200, preliminary_below=0)
     assert board.rows[-1].variant == "floor"
     assert all(math.isfinite(row.ci_low) for row in board.rows)
     assert board.rows[-1].rank > max(row.rank for row in board.rows[:-1])
@@ -144,7 +148,7 @@ def test_variant_that_always_loses_gets_finite_bottom_rating() -> None:
 
 def test_ties_only_gives_equal_ratings() -> None:
     pairs = [P("x", "y", "tie"), P("y", "z", "both_bad"), P("z", "x", "tie"), P("x", "y", "both_bad")] * 3
-    board = compute_leaderboard(Battles.from_pairs(pairs), rounds=100)
+    board = compute_leaderboard(Battles.from_pairs(pairs), rounds=100, preliminary_below=0)
     assert [row.rating for row in board.rows] == pytest.approx([1000.0] * 3, abs=1e-9)
     bounds = [bound for row in board.rows for bound in (row.ci_low, row.ci_high)]
     assert bounds == pytest.approx([1000.0] * 6, abs=1e-9)
@@ -348,3 +352,109 @@ def test_battles_table_refuses_bad_rows_and_is_read_only() -> None:
     assert table.a[0] == 0
     with pytest.raises(ValueError, match="read-only"):
         table.a[0] = 1
+
+
+# --- votes as units ------------------------------------------------------------------------------------
+
+
+def rankings(n_forward: int, n_backward: int) -> Battles:
+    """Votes ranking x > y > z, and z > y > x: three pairs each, carrying the vote's id."""
+    pairs = []
+    for n in range(n_forward + n_backward):
+        first, second, third = ("x", "y", "z") if n < n_forward else ("z", "y", "x")
+        order = [(first, second), (first, third), (second, third)]
+        pairs += [P(winner, loser, "a", vote=str(n)) for winner, loser in order]
+    return Battles.from_pairs(pairs)
+
+
+def test_bootstrap_resamples_a_rankings_pairs_together() -> None:
+    battles = rankings(7, 5)
+    counts = aggregate(battles)
+    x, y, z = (battles.models.index(name) for name in "xyz")
+    by_vote = bootstrap(counts, 200, seed=3, patterns=vote_patterns(battles))
+    # every round holds whole votes, so each pair has the same record and y sits midway
+    np.testing.assert_allclose(by_vote[:, x] - by_vote[:, y], by_vote[:, y] - by_vote[:, z], atol=1e-6)
+    by_pair = bootstrap(counts, 200, seed=3)
+    assert np.abs((by_pair[:, x] - by_pair[:, y]) - (by_pair[:, y] - by_pair[:, z])).max() > 10
+    # and the spread is that of 12 votes, not of 36 independent pairs
+    assert np.std(by_vote[:, x] - by_vote[:, z]) > 1.3 * np.std(by_pair[:, x] - by_pair[:, z])
+
+
+def test_two_sided_votes_with_ids_draw_exactly_as_battles_without() -> None:
+    plain = synthetic([0, 80, -40], 500, 12)
+    named = Battles(plain.models, plain.a, plain.b, plain.outcome, plain.tstamp, np.arange(len(plain)))
+    patterns = vote_patterns(named)
+    assert patterns.total == len(plain) and len(patterns.votes) == np.count_nonzero(aggregate(plain))
+    np.testing.assert_array_equal(
+        bootstrap(aggregate(plain), 50, seed=1), bootstrap(aggregate(named), 50, seed=1, patterns=patterns)
+    )
+    assert compute_leaderboard(named, rounds=50).rows == compute_leaderboard(plain, rounds=50).rows
+
+
+def test_votes_count_votes_and_tallies_count_pairs() -> None:
+    four = [P(a, b, "a", vote="r") for a, b in [("w", "x"), ("w", "y"), ("w", "z"), ("x", "y"), ("x", "z"), ("y", "z")]]
+    battles = Battles.from_pairs([*four, P("w", "x", "b"), P("w", "x", "tie")])
+    assert (vote_count(battles), len(battles)) == (3, 8)
+    per_variant = dict(zip(battles.models, votes_per_variant(battles).tolist(), strict=True))
+    assert per_variant == {"w": 3, "x": 3, "y": 1, "z": 1}
+    board = compute_leaderboard(battles, rounds=10)
+    rows = {row.variant: row for row in board.rows}
+    assert (board.votes, board.battles) == (3, 8)
+    assert (rows["w"].votes, rows["w"].wins, rows["w"].losses, rows["w"].ties) == (3, 3, 1, 1)
+    assert (rows["z"].votes, rows["z"].losses) == (1, 3)
+
+
+def test_vote_ids_survive_the_table_round_trip() -> None:
+    pairs = [P("x", "y", "a", 1.0, "v1"), P("x", "z", "a", 1.0, "v1"), P("y", "z", "b", 2.0)]
+    battles = Battles.from_pairs(pairs)
+    assert battles.vote is not None and battles.vote.tolist() == [0, 0, -1]
+    assert [p.vote for p in battles.pairs()] == ["0", "0", None]
+    assert Battles.from_pairs(battles.pairs()).vote.tolist() == [0, 0, -1]  # type: ignore[union-attr]
+    assert Battles.from_pairs([P("x", "y", "a")]).vote is None
+
+
+# --- preliminary rows -------------------------------------------------------------------------------------
+
+
+def test_one_vote_gives_a_non_zero_finite_interval_and_a_shared_rank() -> None:
+    board = compute_leaderboard(Battles.from_pairs([P("x", "y", "a", vote="1")]), rounds=200)
+    for row in board.rows:
+        assert row.preliminary and row.rank == 1 and row.votes == 1
+        assert math.isfinite(row.ci_low) and math.isfinite(row.ci_high)
+        assert row.ci_high - row.ci_low > 200  # one vote says little
+        assert row.ci_low <= row.rating <= row.ci_high
+    assert board.preliminary == 2
+
+
+def test_preliminary_rows_share_the_rank_after_the_settled_ones_and_come_last() -> None:
+    settled = synthetic([0, 200, -200], 3000, 13)
+    newcomer = [P("new", "v1", "a")] * 3  # three wins over the best: rated high, but on three votes
+    board = compute_leaderboard(Battles.from_pairs([*settled.pairs(), *newcomer]), rounds=100)
+    assert [row.variant for row in board.rows][-1] == "new"
+    new = board.rows[-1]
+    assert new.preliminary and new.rank == 4 and new.rating > max(row.rating for row in board.rows[:-1])
+    assert sorted(row.rank for row in board.rows[:-1]) == [1, 2, 3]
+    assert new.ci_low < board.rows[0].rating  # three votes cannot say it is better than v1 for sure
+    assert board.anchor == "mean of the 3 listed variants that are not preliminary = 1000"
+    assert np.mean([row.rating for row in board.rows[:-1]]) == pytest.approx(1000.0)
+
+
+def test_score_interval_is_a_wilson_interval_turned_into_a_performance_rating() -> None:
+    counts = aggregate(Battles.from_pairs([P("x", "y", "a")] * 6 + [P("x", "y", "b")] * 4))
+    rating = np.array([1000.0, 1000.0])
+    low, high = score_interval(counts, rating, np.array([10, 10]))
+    # score 0.6 over 10 votes: Wilson 95 % is 0.3127 .. 0.8318
+    expected = [1000 + 400 * math.log10(p / (1 - p)) for p in (0.31267, 0.83182)]
+    assert (low[0], high[0]) == pytest.approx(expected, abs=0.1)
+    assert (low[1], high[1]) == pytest.approx([2000 - expected[1], 2000 - expected[0]], abs=0.1)
+    low, high = score_interval(aggregate(Battles.from_pairs([P("x", "y", "a")])), rating, np.array([1, 1]))
+    clipped = 400 * math.log10(0.99 / 0.01)  # a sweep's Wilson bound is a score of 1: clipped at 99 %
+    assert (high[0], low[1]) == pytest.approx((1000 + clipped, 1000 - clipped))
+    assert low[0] < 1000 < high[1]
+
+
+def test_a_pinned_preliminary_anchor_keeps_its_zero_width() -> None:
+    board = compute_leaderboard(Battles.from_pairs([P("x", "y", "a")] * 3), anchor=("y", 1000.0), rounds=50)
+    rows = {row.variant: row for row in board.rows}
+    assert rows["y"].ci_low == rows["y"].ci_high == 1000.0
+    assert rows["x"].ci_high - rows["x"].ci_low > 100

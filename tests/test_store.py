@@ -113,7 +113,7 @@ def test_named_comparison_with_a_failed_variant_takes_a_vote_among_those_that_an
     with pytest.raises(VoteRejected, match="leaves out demo:e4b"):
         fresh_store.record_vote(battle_id, ranking=[["demo:e2b"]])
     fresh_store.record_vote(battle_id, ranking=[["demo:e4b"], ["demo:e2b"]])
-    assert [(p.model_a, p.model_b, p.outcome) for p in fresh_store.pair_outcomes()] == [
+    assert [(p.model_a, p.model_b, p.outcome) for p in fresh_store.pair_outcomes(mode="named")] == [
         ("demo:e2b", "demo:e4b", "b")
     ]
 
@@ -271,9 +271,69 @@ def test_categories_split_votes_by_what_the_request_carried(fresh_store: Store) 
 
 def test_votes_can_be_read_per_voter_defaulting_to_whom_the_battle_was_served(fresh_store: Store) -> None:
     fresh_store.record_vote(finished_battle(fresh_store, voter="ann"), "a")
-    fresh_store.record_vote(finished_battle(fresh_store, voter="ann"), "b", voter="bob")
+    fresh_store.record_vote(finished_battle(fresh_store, voter="bob"), "b", voter="bob")
+    fresh_store.record_vote(finished_battle(fresh_store), "tie", voter="cy")  # served to nobody in particular
     assert [p.outcome for p in fresh_store.pair_outcomes(voter="ann")] == ["a"]
     assert [p.outcome for p in fresh_store.pair_outcomes(voter="bob")] == ["b"]
+    assert [p.outcome for p in fresh_store.pair_outcomes(voter="cy")] == ["tie"]
+    assert fresh_store.voters() == ["ann", "bob", "cy"]
+
+
+@pytest.mark.parametrize("mode", ["blind", "named"])
+def test_only_the_voter_a_battle_was_served_to_can_vote_on_it(fresh_store: Store, mode: str) -> None:
+    battle_id = finished_battle(fresh_store, mode=mode, voter="ann")
+    with pytest.raises(VoteRejected, match=r"served to another voter.*start a round of your own") as caught:
+        fresh_store.record_vote(battle_id, "a", voter="mallory")
+    assert "ann" not in str(caught.value)
+    assert fresh_store.battle(battle_id).vote is None  # type: ignore[union-attr]
+    fresh_store.record_vote(battle_id, "b", voter="ann")
+    assert [(p.outcome, p.vote is not None) for p in fresh_store.pair_outcomes(mode=mode)] == [("b", True)]
+
+
+def test_ratings_read_blind_votes_by_default_and_named_or_all_on_request(fresh_store: Store) -> None:
+    fresh_store.record_vote(finished_battle(fresh_store, mode="blind"), "a")
+    fresh_store.record_vote(finished_battle(fresh_store, mode="named"), "b")
+    three = [("x", "demo:x"), ("y", "demo:y"), ("z", "demo:z")]
+    compared = fresh_store.record_comparison(Request("hi"), three, [answer(v) for v, _ in three])
+    fresh_store.record_vote(compared, best="y")
+
+    def outcomes(mode: str) -> list[str]:
+        return [p.outcome for p in fresh_store.pair_outcomes(mode=mode)]
+
+    assert outcomes("blind") == [p.outcome for p in fresh_store.pair_outcomes()] == ["a"]
+    assert outcomes("named") == ["b", "b", "a"]
+    assert outcomes("all") == ["a", "b", "b", "a"]
+    with pytest.raises(StorageError, match=r"unknown mode 'anonymous'.*blind, named, all"):
+        fresh_store.pair_outcomes(mode="anonymous")
+
+
+def test_the_pairs_of_one_vote_name_that_vote_and_no_other(fresh_store: Store) -> None:
+    four = [(v, f"demo:{v}") for v in "wxyz"]
+    ranked = finished_battle(fresh_store, four)
+    fresh_store.record_vote(ranked, ranking=[["z"], ["x", "y"], ["w"]])
+    fresh_store.record_vote(finished_battle(fresh_store), "a")
+    pairs = fresh_store.pair_outcomes()
+    assert len(pairs) == 7 and len({p.vote for p in pairs[:6]}) == 1 and pairs[6].vote != pairs[0].vote
+    [ranking, two_sided] = fresh_store.cast_votes()
+    assert (ranking.variants, ranking.winner, two_sided.winner) == (("w", "x", "y", "z"), "z", "demo:e2b")
+
+
+def test_an_answer_naming_a_model_flags_its_battle_and_keeps_it_out_of_ratings(fresh_store: Store) -> None:
+    battle_id = fresh_store.open_battle(Request("Who are you?"), PAIR, voter="ann")
+    fresh_store.finish_battle(
+        battle_id, [Result("demo:e2b", "I am Gemma, an open model.", thinking="Google made me."), answer("demo:e4b")]
+    )
+    battle = fresh_store.battle(battle_id)
+    assert battle is not None and battle.flagged and battle.identity_words == ("Gemma", "Google")
+    fresh_store.record_vote(battle_id, "a")  # a flagged battle still takes its vote
+    clean = finished_battle(fresh_store, voter="ann")
+    fresh_store.record_vote(clean, "b")
+    assert not fresh_store.battle(clean).flagged  # type: ignore[union-attr]
+    assert [p.outcome for p in fresh_store.pair_outcomes()] == ["b"]
+    assert [p.outcome for p in fresh_store.pair_outcomes(include_flagged=True)] == ["a", "b"]
+    assert (fresh_store.flagged_votes(), fresh_store.flagged_votes(mode="named")) == (1, 0)
+    named = fresh_store.record_comparison(Request("hi"), PAIR, [answer("demo:e2b", "Claude here"), answer("demo:e4b")])
+    assert fresh_store.battle(named).identity_words == ("Claude",)  # type: ignore[union-attr]
 
 
 def test_pair_outcomes_are_the_ratings_input(fresh_store: Store) -> None:
@@ -300,6 +360,23 @@ def test_battle_counts_count_each_pair_shown_and_skip_errored_battles(fresh_stor
         frozenset({"x", "z"}): 1,
         frozenset({"y", "z"}): 1,
     }
+
+
+def test_speed_counts_named_and_voted_battles_but_not_an_unvoted_blind_one(fresh_store: Store) -> None:
+    def battle(mode: str, rate: float) -> str:
+        return finished_battle_with(fresh_store, mode, [answer(label, tokens_per_s=rate) for label, _ in PAIR])
+
+    battle("blind", 1000.0)  # never voted on: its speed would say who "Model A" was
+    fresh_store.record_vote(battle("blind", 10.0), "a")
+    battle("named", 30.0)  # a comparison shows its names and stats at once
+    speeds = {s.variant: (s.runs, s.median_tokens_per_s) for s in fresh_store.speed_by_variant()}
+    assert speeds == {"demo:e2b": (2, 20.0), "demo:e4b": (2, 20.0)}
+
+
+def finished_battle_with(store: Store, mode: str, results: Sequence[Result]) -> str:
+    battle_id = store.open_battle(Request("Say hi"), PAIR, mode=mode)
+    store.finish_battle(battle_id, results)
+    return battle_id
 
 
 def test_speed_by_variant_takes_medians_over_successful_runs(fresh_store: Store) -> None:

@@ -41,6 +41,13 @@ CREATE TABLE battles (
     source_ref TEXT,
     language TEXT
 );
+CREATE TABLE identity_flags (
+    battle_id TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    words TEXT NOT NULL,
+    PRIMARY KEY (battle_id, position),
+    FOREIGN KEY (battle_id, position) REFERENCES runs (battle_id, position)
+);
 CREATE TABLE runs (
     id INTEGER PRIMARY KEY,
     battle_id TEXT NOT NULL,
@@ -85,12 +92,14 @@ CREATE TABLE votes (
 );
 CREATE TRIGGER battles_no_delete BEFORE DELETE ON battles BEGIN SELECT RAISE(ABORT, 'battles are append-only'); END;
 CREATE TRIGGER battles_no_update BEFORE UPDATE ON battles BEGIN SELECT RAISE(ABORT, 'battles are append-only'); END;
+CREATE TRIGGER identity_flags_no_delete BEFORE DELETE ON identity_flags BEGIN SELECT RAISE(ABORT, 'identity_flags are append-only'); END;
+CREATE TRIGGER identity_flags_no_update BEFORE UPDATE ON identity_flags BEGIN SELECT RAISE(ABORT, 'identity_flags are append-only'); END;
 CREATE TRIGGER runs_no_delete BEFORE DELETE ON runs BEGIN SELECT RAISE(ABORT, 'runs are append-only'); END;
 CREATE TRIGGER runs_no_update BEFORE UPDATE ON runs BEGIN SELECT RAISE(ABORT, 'runs are append-only'); END;
 CREATE TRIGGER sides_no_delete BEFORE DELETE ON sides BEGIN SELECT RAISE(ABORT, 'sides are append-only'); END;
 CREATE TRIGGER sides_no_update BEFORE UPDATE ON sides BEGIN SELECT RAISE(ABORT, 'sides are append-only'); END;
 CREATE TRIGGER votes_no_delete BEFORE DELETE ON votes BEGIN SELECT RAISE(ABORT, 'votes are append-only'); END;
-CREATE TRIGGER votes_no_update BEFORE UPDATE ON votes BEGIN SELECT RAISE(ABORT, 'votes are append-only'); END;"""
+CREATE TRIGGER votes_no_update BEFORE UPDATE ON votes BEGIN SELECT RAISE(ABORT, 'votes are append-only'); END;"""  # noqa: E501
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -127,6 +136,33 @@ def test_opening_again_applies_nothing_twice_and_keeps_the_schema(settings: Sett
         migrations.apply(db)
     assert schema_of(settings.db_path) == first
     assert applied_migrations(settings.db_path) == known_migrations()
+
+
+def test_identity_flags_migration_checks_the_runs_stored_before_it(settings: Settings) -> None:
+    settings.db_path.parent.mkdir(parents=True)
+    with Database(settings.db_path) as db:
+        migrations.apply(db, stop_before="m002_identity_flags")  # a database of the version before
+        db.execute(
+            "INSERT INTO battles (id, created_at, mode, voter, sides, prompt, request, has_image, has_audio, source) "
+            "VALUES ('old', 1.0, 'blind', 'ann', 2, 'who are you?', '{}', 0, 0, 'arena')"
+        )
+        for position, (variant, text) in enumerate([("x", "I am ChatGPT, made by OpenAI."), ("y", "A plain answer.")]):
+            db.execute("INSERT INTO sides (battle_id, position, variant) VALUES ('old', ?, ?)", [position, variant])
+            db.execute(
+                "INSERT INTO runs (battle_id, position, recorded_at, text, thinking, tool_calls, memory_kind, "
+                "token_source, server) VALUES ('old', ?, 2.0, ?, '', '[]', '', '', '{}')",
+                [position, text],
+            )
+        db.execute("INSERT INTO votes (battle_id, created_at, voter, outcome) VALUES ('old', 3.0, 'ann', 'a')")
+        db.conn.commit()
+    with open_store(settings.db_path) as store:
+        battle = store.battle("old")
+        assert battle is not None and battle.flagged and battle.identity_words == ("ChatGPT", "OpenAI")
+        assert store.pair_outcomes() == [] and store.flagged_votes() == 1
+        assert len(store.pair_outcomes(include_flagged=True)) == 1
+    assert applied_migrations(settings.db_path) == known_migrations()
+    with closing(sqlite3.connect(settings.db_path)) as conn, pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        conn.execute("DELETE FROM identity_flags")
 
 
 def test_database_from_a_newer_version_is_refused_untouched(settings: Settings) -> None:

@@ -9,6 +9,7 @@ import numpy as np
 
 from arena.measure import Result
 from arena.ratings import Leaderboard
+from arena.voters import VoterStats
 from storage import VariantSpeed
 
 _COLOURS = ["#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860", "#DA8BC3", "#8C8C8C"]
@@ -119,4 +120,33 @@ def quality_speed_chart(board: Leaderboard, speeds: Sequence[VariantSpeed]) -> A
         ax.set_xlabel(label, fontsize=9)
         ax.set_ylabel("rating", fontsize=9)
         ax.grid(alpha=0.3)
+    return fig
+
+
+def voter_chart(stats: Sequence[VoterStats], most: int = 20) -> Any:
+    """Each voter's votes by kind (stacked bars: A, B, tie, both bad, best / ranking), labelled
+    with their agreement with the leaderboard; the `most` busiest voters."""
+    shown = list(stats)[:most]
+    fig, axes = _figure(7, 0.8 + 0.4 * max(1, len(shown)))
+    ax = axes[0]
+    if not shown:
+        ax.text(0.5, 0.5, "no votes with a voter yet", ha="center", va="center")
+        ax.set_axis_off()
+        return fig
+    names = [_label(row.voter) for row in shown]
+    left = np.zeros(len(shown))
+    for n, (label, key) in enumerate(
+        (("A", "a"), ("B", "b"), ("tie", "tie"), ("both bad", "both_bad"), ("best / ranking", "other"))
+    ):
+        values = np.array([getattr(row, key) for row in shown], dtype=float)
+        ax.barh(names, values, left=left, color=_COLOURS[n], label=label)
+        left += values
+    for y, row in enumerate(shown):
+        agreement = "no decisive vote" if row.agreement is None else f"agrees {row.agreement:.0%}"
+        ax.text(left[y], y, f" {agreement}", va="center", fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("votes (agreement: decisive votes won by the leaderboard's favourite)", fontsize=8)
+    ax.tick_params(labelsize=8)
+    ax.set_xlim(0, left.max() * 1.35)
+    ax.legend(fontsize=7, loc="lower right")
     return fig

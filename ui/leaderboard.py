@@ -1,4 +1,5 @@
-"""The Leaderboard tab's logic: ratings from the stored votes, by category, with charts."""
+"""The Leaderboard tab's logic: ratings from the stored votes, by category and mode, with charts,
+and the per-voter table."""
 
 from __future__ import annotations
 
@@ -6,13 +7,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from arena.ratings import Battles, Leaderboard, compute_leaderboard
+from arena.voters import VoterStats
 from storage import VariantSpeed
 from ui import charts
 from ui.services import ArenaServices
 from ui.views import md_escape
 
 COLUMNS = ["rank", "variant", "rating", "95% CI", "votes", "wins", "losses", "ties", "both bad", "online Elo"]
+VOTER_COLUMNS = ["voter", "votes", "A", "B", "tie", "both bad", "best / ranking", "agreement"]
 CATEGORY_LABELS = {"all": "All", "text": "Text only", "image": "With image", "audio": "With audio"}
+MODE_LABELS = {"blind": "blind battles", "named": "named comparisons", "all": "blind battles and named comparisons"}
 
 
 @dataclass
@@ -24,6 +28,9 @@ class LeaderboardView:
     quality_speed_chart: Any
     board: Leaderboard
     speeds: list[VariantSpeed]
+    voters: list[list[Any]]
+    voter_chart: Any
+    flagged_left_out: int = 0
 
 
 def table_rows(board: Leaderboard) -> list[list[Any]]:
@@ -40,28 +47,72 @@ def table_rows(board: Leaderboard) -> list[list[Any]]:
     ]
 
 
-def compute_board(services: ArenaServices, category: str = "all", rounds: int = 1000) -> Leaderboard:
-    """The ratings of the stored votes in `category` (what the tab and the CSV export show)."""
-    return compute_leaderboard(Battles.from_pairs(services.store.pair_outcomes(category)), rounds=rounds, seed=0)
+def voter_rows(stats: list[VoterStats]) -> list[list[Any]]:
+    """The per-voter table, one row per voter (`VOTER_COLUMNS`)."""
+    return [
+        [
+            row.voter, row.votes, row.a, row.b, row.tie, row.both_bad, row.other,
+            "-" if row.agreement is None else f"{row.agreement:.0%} of {row.decisive}",
+        ]
+        for row in stats
+    ]
 
 
-def build_view(services: ArenaServices, category: str = "all", rounds: int = 1000) -> LeaderboardView:
-    board = compute_board(services, category, rounds)
+def compute_board(
+    services: ArenaServices, category: str = "all", *, mode: str = "blind", voter: str | None = None,
+    rounds: int = 1000,
+) -> Leaderboard:
+    """The ratings of the stored votes in `category` on battles of `mode` (blind by default), by
+    `voter` if given, flagged battles left out (what the tab and the CSV export show)."""
+    pairs = services.store.pair_outcomes(category, voter, mode=mode)
+    return compute_leaderboard(Battles.from_pairs(pairs), rounds=rounds, seed=0)
+
+
+def build_view(
+    services: ArenaServices, category: str = "all", *, mode: str = "blind", voter: str | None = None,
+    rounds: int = 1000,
+) -> LeaderboardView:
+    """Everything the tab shows for one slice: the table, its summary, the charts, and the
+    per-voter table (every voter of the slice, whatever `voter`)."""
+    board = compute_board(services, category, mode=mode, voter=voter, rounds=rounds)
+    flagged = services.store.flagged_votes(category, voter, mode=mode)
+    stats = services.store.voter_stats(category, mode=mode)
     speeds = services.store.speed_by_variant()
-    summary = (
-        f"{board.battles} pairwise outcome(s) in **{CATEGORY_LABELS.get(category, category)}**; "
-        f"scale: {md_escape(board.anchor)}; 95 % intervals from {board.rounds} bootstrap rounds; "
-        "rank = Rank (UB): variants whose intervals overlap share a rank. "
-        f"Rows with fewer than {board.preliminary_below} votes are preliminary."
-    )
-    if len(board.groups) > 1:
-        summary += " Some variants were never compared with each other: ratings compare only within a group."
     return LeaderboardView(
         table=table_rows(board),
-        summary=summary,
+        summary=summary(board, category, mode, voter, flagged),
         ci_chart=charts.ci_chart(board),
         win_rate_chart=charts.win_rate_chart(board),
         quality_speed_chart=charts.quality_speed_chart(board, speeds),
         board=board,
         speeds=speeds,
+        voters=voter_rows(stats),
+        voter_chart=charts.voter_chart(stats),
+        flagged_left_out=flagged,
     )
+
+
+def summary(board: Leaderboard, category: str, mode: str, voter: str | None, flagged: int) -> str:
+    """What the table is of and how to read it, in Markdown."""
+    who = f" by **{md_escape(voter)}**" if voter else ""
+    text = (
+        f"{board.votes} vote(s){who} on {MODE_LABELS.get(mode, md_escape(mode))} in "
+        f"**{CATEGORY_LABELS.get(category, md_escape(category))}** ({board.battles} pairwise outcome(s)); "
+        f"scale: {md_escape(board.anchor)}; 95 % intervals from {board.rounds} bootstrap rounds of votes; "
+        "rank = Rank (UB): variants whose intervals overlap share a rank."
+    )
+    if board.preliminary:
+        text += (
+            f" {board.preliminary} variant(s) with fewer than {board.preliminary_below} votes are preliminary: "
+            "a wider interval, and the last rank, shared."
+        )
+    else:
+        text += f" Rows with fewer than {board.preliminary_below} votes would be preliminary."
+    if flagged:
+        text += (
+            f" {flagged} flagged battle(s) left out: an answer named a model family or maker, so the voter "
+            "may have known who was who."
+        )
+    if len(board.groups) > 1:
+        text += " Some variants were never compared with each other: ratings compare only within a group."
+    return text

@@ -20,6 +20,8 @@ from backends.demo.template import BASIC_TOKENS, CHAT_TEMPLATE, MARKER_TOKENS, M
 
 SEED = 20260427
 VOCAB_SIZE = 1024
+# No model family or maker among them ("Gemma", "Google", ...): an answer naming one flags its
+# battle (arena/identity.py), and random tokens from this corpus would flag demo battles.
 _WORDS = (
     "the a an of to in on for with at by from and or but not is are was were be been have has had "
     "do does did will would can could should may might must I you he she it we they me him her us "
@@ -32,7 +34,7 @@ _WORDS = (
     "time day year way thing man woman child world life hand part place case week point number "
     "water food house car city country story book music game color light dark red blue green "
     "one two three four five six seven eight nine ten hundred thousand million zero "
-    "Gemma arena compare vote rank edge dense expert mixture layer weight tensor device GPU CPU"
+    "garden arena compare vote rank edge dense expert mixture layer weight tensor device GPU CPU"
 ).split()
 
 

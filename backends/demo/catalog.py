@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 #: Bump when the generated files change, so caches built by an older version are rebuilt.
-BUILD_VERSION = 1
+BUILD_VERSION = 2
 
 RANDOM_WEIGHTS_NOTE = "random-weight stand-in: its answers are random tokens, not Gemma's"
 
