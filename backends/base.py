@@ -89,6 +89,9 @@ class Request:
     max_new_tokens: int = 256
     temperature: float = 0.0  # 0 means greedy decoding
     top_p: float = 1.0
+    #: Sample among the k likeliest tokens only; None asks for no cut-off (a remote engine then
+    #: applies its own default, e.g. Ollama's 40).
+    top_k: int | None = None
     seed: int | None = None
     thinking: bool = False
     tools: tuple[Tool, ...] = ()
@@ -112,6 +115,7 @@ class Request:
             "max_new_tokens": self.max_new_tokens,
             "temperature": self.temperature,
             "top_p": self.top_p,
+            "top_k": self.top_k,
             "seed": self.seed,
             "thinking": self.thinking,
             "tools": [t.to_openai() for t in self.tools],

@@ -157,6 +157,22 @@ def test_thinking_trace_is_separated_from_the_answer(pair: Lineup) -> None:
     assert on.stats.output_tokens == 60
 
 
+def test_top_k_reaches_generate_and_the_seed_fixes_the_sample(pair: Lineup) -> None:
+    def answer(**sampling: float | int | None) -> str:
+        request = Request(prompt="Pick a word.", max_new_tokens=16, **sampling)  # type: ignore[arg-type]
+        result = asyncio.run(run_all(pair.variants[:1], request))[0]
+        assert result.ok, result.error
+        return result.text
+
+    greedy = answer()
+    # top_k=1 leaves only the likeliest token to sample: the greedy answer, whatever the seed
+    assert answer(temperature=1.0, top_p=0.95, top_k=1, seed=5) == greedy
+    # without the cut-off the same seed samples something else, and samples it again
+    sampled = answer(temperature=1.0, top_p=0.95, top_k=64, seed=5)
+    assert sampled != greedy
+    assert answer(temperature=1.0, top_p=0.95, top_k=64, seed=5) == sampled
+
+
 def test_tool_call_is_parsed_from_the_generated_tokens(pair: Lineup) -> None:
     plain = asyncio.run(run_all(pair.variants[:1], Request(prompt="Weather in Oslo?", max_new_tokens=40)))[0]
     result = asyncio.run(

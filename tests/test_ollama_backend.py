@@ -152,6 +152,25 @@ def test_sampling_options_and_context_go_in_ollama_options(fake_ollama: FakeOlla
     assert len([c for c in chunks if c.text]) == 3  # num_predict honoured
 
 
+def test_top_k_goes_in_ollama_options_only_when_the_request_sets_it(fake_ollama: FakeOllama) -> None:
+    battle = Request(prompt="Hi", max_new_tokens=2, temperature=1.0, top_p=0.95, top_k=64, seed=2**31 - 1)
+
+    async def scenario() -> None:
+        backend = backend_for(fake_ollama, "tinyllama")
+        await backend.load()
+        try:
+            await collect(backend, battle)
+            await collect(backend, Request(prompt="Hi", max_new_tokens=2))
+        finally:
+            await backend.close()
+
+    asyncio.run(scenario())
+    sampled, plain = fake_ollama.chats()[-2:]
+    assert sampled["options"] == {"temperature": 1.0, "top_p": 0.95, "top_k": 64, "num_predict": 2,
+                                  "seed": 2**31 - 1}
+    assert "top_k" not in plain["options"]  # none asked: Ollama's own default applies
+
+
 def test_images_and_audio_go_base64_in_images_with_audio_as_16k_mono_wav(
     fake_ollama: FakeOllama, tmp_path: Path
 ) -> None:

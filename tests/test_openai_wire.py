@@ -122,6 +122,18 @@ def test_thinking_switch_is_sent_to_the_chat_template_both_ways() -> None:
         assert wire.sent[0]["chat_template_kwargs"] == {"enable_thinking": thinking}
 
 
+def test_top_k_is_sent_beside_the_openai_fields_only_when_set() -> None:
+    # Not an OpenAI field: vLLM and llama.cpp's server read it from the body (the client's
+    # `extra_body` would put it there).
+    wire = Wire(sse(delta(content="ok", finish="stop")))
+    backend = backend_with(wire)
+    collect(backend, Request(prompt="hi", temperature=1.0, top_p=0.95, top_k=64, seed=12))
+    collect(backend, Request(prompt="hi"))
+    sampled, plain = wire.sent
+    assert (sampled["temperature"], sampled["top_p"], sampled["top_k"], sampled["seed"]) == (1.0, 0.95, 64, 12)
+    assert "top_k" not in plain and "seed" not in plain
+
+
 def test_api_key_comes_from_the_named_environment_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("VLLM_API_KEY", "sk-team")
     wire = Wire(sse(delta(content="ok", finish="stop")))

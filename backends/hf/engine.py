@@ -198,7 +198,9 @@ class Engine:
             )
         kwargs: dict[str, Any] = dict(max_new_tokens=request.max_new_tokens, do_sample=request.temperature > 0)
         if request.temperature > 0:
-            kwargs.update(temperature=request.temperature, top_p=request.top_p, top_k=0)
+            # top_k=0 turns off the checkpoint's own cut-off (generation_config.json), so only the
+            # request decides how tokens are sampled.
+            kwargs.update(temperature=request.temperature, top_p=request.top_p, top_k=request.top_k or 0)
         if self.options.demo:
             from backends.demo.structure import DemoStructure, plan_forced_tokens
 

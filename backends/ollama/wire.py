@@ -37,6 +37,8 @@ def chat_arguments(
         "top_p": request.top_p,
         "num_predict": request.max_new_tokens,
     }
+    if request.top_k is not None:
+        sampling["top_k"] = request.top_k
     if request.seed is not None:
         sampling["seed"] = request.seed
     arguments: dict[str, Any] = {"model": options.tag, "messages": messages, "options": sampling}

@@ -52,6 +52,10 @@ def chat_parameters(
         "temperature": request.temperature,
         "top_p": request.top_p,
     }
+    if request.top_k is not None:
+        # Not in OpenAI's API: the body field the client's `extra_body` would add, which vLLM and
+        # llama.cpp's server read.
+        parameters["top_k"] = request.top_k
     if request.seed is not None:
         parameters["seed"] = request.seed
     if request.tools:
