@@ -30,9 +30,8 @@ from tests.support.ui import free_port
 
 DEMO = ["demo:e2b", "demo:31b"]
 STOP_WITHIN_S = 10.0
-#: system, temperature, top-p, max new tokens (the most the form takes: a minute or more of
-#: generation here), seed, thinking, tools
-LONG_ANSWER = ["", 0.0, 1.0, 4096, None, False, ""]
+#: the most new tokens the form takes: a minute or more of generation here
+LONG_ANSWER = {"max_new_tokens": 4096}
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -40,7 +39,8 @@ pytestmark = pytest.mark.timeout(600)
 def start_generating(url: str) -> Client:
     """Start a long comparison of both variants through the API; return once both are streaming."""
     client = Client(url, download_files=False, verbose=False)
-    job = client.submit(DEMO, {"text": "Tell me everything", "files": []}, *LONG_ANSWER, api_name="/compare")
+    job = client.submit(variants=DEMO, prompt={"text": "Tell me everything", "files": []}, **LONG_ANSWER,
+                        api_name="/compare")
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         assert not job.done(), f"the comparison ended before the server was stopped: {job.outputs()[-1:]}"

@@ -87,7 +87,7 @@ def test_compare_vote_for_best_is_stored_once(services: ArenaServices) -> None:
     assert "scripted:slow" in flow.vote(state, best="scripted:slow")
     with pytest.raises(UsageError, match="already has your vote"):
         flow.vote(state, best="scripted:fast")
-    outcomes = services.store.pair_outcomes()  # pairs keep the order shown: fast, slow, third
+    outcomes = services.store.pair_outcomes(mode="named")  # pairs keep the order shown: fast, slow, third
     assert sorted((p.model_a, p.model_b, p.outcome) for p in outcomes) == [
         ("scripted:fast", "scripted:slow", "b"), ("scripted:slow", "scripted:third", "a"),
     ]
@@ -101,7 +101,7 @@ def test_compare_ranking_with_a_tie(services: ArenaServices) -> None:
     ranking = ranking_from_ranks(names, ["2", "1", "2"])
     assert ranking == [["scripted:slow"], ["scripted:fast", "scripted:third"]]
     flow.vote(state, ranking=ranking)
-    results = {(p.model_a, p.model_b): p.outcome for p in services.store.pair_outcomes()}
+    results = {(p.model_a, p.model_b): p.outcome for p in services.store.pair_outcomes(mode="named")}
     assert len(results) == 3 and "tie" in results.values()
 
 
@@ -121,7 +121,7 @@ def test_a_failed_variant_is_left_out_of_the_vote(tmp_path: Path) -> None:
         drain(flow.run(state, ["scripted:one", "scripted:broken", "scripted:two"], "hi", OPTIONS))
         assert state.variants == ("scripted:one", "scripted:two")
         flow.vote(state, best="scripted:two")
-        assert [(p.model_a, p.model_b, p.outcome) for p in services.store.pair_outcomes()] == [
+        assert [(p.model_a, p.model_b, p.outcome) for p in services.store.pair_outcomes(mode="named")] == [
             ("scripted:one", "scripted:two", "b")
         ]
     finally:
@@ -166,7 +166,7 @@ def test_vote_naming_a_variant_that_did_not_answer_is_refused(tmp_path: Path) ->
                 flow.vote(state, best=stranger)
         with pytest.raises(UsageError, match="'scripted:broken' did not answer"):
             flow.vote(state, ranking=[["scripted:one"], ["scripted:broken", "scripted:two"]])
-        assert services.store.pair_outcomes() == [] and not state.voted
+        assert services.store.pair_outcomes(mode="named") == [] and not state.voted
         assert "scripted:one" in flow.vote(state, best="scripted:one")
     finally:
         services.close()

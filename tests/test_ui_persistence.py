@@ -22,7 +22,7 @@ from tests.support.app_process import REPO, app_env, kill_group, start_app, wait
 from tests.support.ui import free_port
 
 DEMO = ["demo:e2b", "demo:31b"]
-SETTINGS = ["", 0.0, 1.0, 12, None, False, ""]  # system, temperature, top-p, max tokens, seed, thinking, tools
+SHORT = {"max_new_tokens": 12}
 STOP_WITHIN_S = 10.0
 
 pytestmark = pytest.mark.timeout(600)
@@ -73,7 +73,7 @@ def test_a_vote_survives_a_restart_and_is_in_the_leaderboard_export_and_cli(
     with serve(db, env, log) as url:
         c = client(url)
         assert votes_by_variant(c.predict("all", api_name="/leaderboard")[1]) == {}  # a fresh database
-        c.predict({"text": "Tell me a story", "files": []}, *SETTINGS, api_name="/battle")
+        c.predict(prompt={"text": "Tell me a story", "files": []}, **SHORT, api_name="/battle")
         reveal = str(c.predict(api_name="/vote_a"))
     winner = re.search(r"Model A\*\* was \*\*(.+?)\*\*", reveal)
     assert winner, reveal

@@ -32,8 +32,9 @@ from ui.services import ArenaServices
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 SHORT = {"max_new_tokens": 12}
-COMPARE_PARAMETERS = ["variants", "prompt", "system", "temperature", "top_p", "max_new_tokens", "seed", "thinking",
-                      "tools"]
+COMPARE_PARAMETERS = ["variants", "prompt", "system", "temperature", "top_p", "top_k", "max_new_tokens", "seed",
+                      "thinking", "tools"]
+BATTLE_PARAMETERS = ["prompt", "system", "max_new_tokens", "thinking", "tools"]  # battles choose their sampling
 
 
 @contextlib.contextmanager
@@ -96,10 +97,10 @@ def test_api_lists_exactly_the_documented_endpoints_with_named_parameters(server
     assert len(named) == 15
     parameters = {name: [p["parameter_name"] for p in info["parameters"]] for name, info in named.items()}
     assert parameters["/compare"] == COMPARE_PARAMETERS
-    assert parameters["/battle"] == COMPARE_PARAMETERS[1:]
+    assert parameters["/battle"] == BATTLE_PARAMETERS
     assert parameters["/vote_best"] == ["best"]
     assert parameters["/vote_ranking"] == ["rank_1", "rank_2", "rank_3", "rank_4"]
-    assert parameters["/leaderboard"] == ["category"] and parameters["/discover_ollama"] == ["host"]
+    assert parameters["/leaderboard"] == ["category", "mode", "voter"] and parameters["/discover_ollama"] == ["host"]
     unnamed = [(name, p) for name, names in parameters.items() for p in names if p.startswith("param_")]
     assert unnamed == []
     # nothing but the prompt is needed: every other parameter has a default
@@ -260,7 +261,7 @@ def test_every_export_endpoint_returns_its_file(server: tuple[ArenaServices, str
     c = client(url)
     c.predict(prompt=prompt("One more"), **SHORT, api_name="/battle")
     c.predict(api_name="/vote_tie")
-    votes = len(services.store.pair_outcomes())
+    votes = len(services.store.pair_outcomes(mode="all"))  # exports hold named and blind votes alike
     texts = {fmt: Path(c.predict(api_name=f"/export_{fmt}")["path"]).read_text()
              for fmt in ("csv", "jsonl", "fastchat", "leaderboard-csv")}
     battles = [json.loads(line) for line in texts["fastchat"].splitlines()]

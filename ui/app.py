@@ -8,11 +8,10 @@ which never reaches the browser.
 from __future__ import annotations
 
 import asyncio
-import functools
 import os
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,9 +22,11 @@ from arena.errors import ArenaError, UsageError
 from arena.units import format_bytes, format_seconds
 from storage.exports import write_leaderboard_csv
 from ui import charts
+from ui.access import Access, AccessDenied, Caller
 from ui.battle import OUTCOME_TEXT, SIDES, BattleFlow, BattleState
 from ui.compare import MAX_PANELS, CompareFlow, CompareState, ComparisonOutcome, ranking_from_ranks
 from ui.layout import (
+    EVERYONE,
     EXPORT_FORMATS,
     FormSettings,
     Panel,
@@ -61,11 +62,14 @@ class Session:
     #: The last streamed panels of each tab, for the step that finishes them.
     compare_outcome: ComparisonOutcome | None = None
     battle_outcome: ComparisonOutcome | None = None
+    #: The logged-in user the session was first used by: nobody else may use it.
+    owner: str | None = None
 
 
 class ArenaApp:
-    def __init__(self, services: ArenaServices) -> None:
+    def __init__(self, services: ArenaServices, access: Access | None = None) -> None:
         self.services = services
+        self.access = access or Access()
         self.compare_flow = CompareFlow(services)
         self.battle_flow = BattleFlow(services)
         self.export_dir = Path(tempfile.mkdtemp(prefix="gemma-arena-export-"))
@@ -76,9 +80,9 @@ class ArenaApp:
                 gr.Markdown(DEMO_NOTICE, elem_id="demo-notice")
             with gr.Tabs():
                 with gr.Tab("Compare", id="compare"):
-                    self.compare = render_compare(services.names)
+                    self.compare = render_compare(services.names, services.limits.max_new_tokens_cap)
                 with gr.Tab("Battle", id="battle"):
-                    self.battle = render_battle()
+                    self.battle = render_battle(services.limits.max_new_tokens_cap)
                 with gr.Tab("Leaderboard", id="leaderboard") as self.leaderboard_tab:
                     self.leaderboard = render_leaderboard()
                 with gr.Tab("Variants", id="variants"):
@@ -118,8 +122,9 @@ class ArenaApp:
         stream.success(self.finish_compare, [self.session], [self.session, *compare_outputs],
                        **progress_on(c.chart), api_visibility="private")
         c.stop.click(None, cancels=[stream], api_visibility="private")
-        leaderboard_outputs = [lb.summary, lb.table, lb.ci_chart, lb.win_rate_chart, lb.quality_chart]
-        refresh = {"fn": self.refresh_leaderboard, "inputs": [lb.category], "outputs": leaderboard_outputs,
+        leaderboard_outputs = [lb.summary, lb.table, lb.ci_chart, lb.win_rate_chart, lb.quality_chart, lb.voters,
+                               lb.voter_chart]
+        refresh = {"fn": self.refresh_leaderboard, "inputs": lb.inputs, "outputs": leaderboard_outputs,
                    **progress_on(lb.summary)}
         compare_vote_outputs = [self.session, c.vote_message, c.vote_best, c.vote_ranking]
         # Not preprocessed: the Radio would refuse any name outside its choices, which only the page's
@@ -141,7 +146,7 @@ class ArenaApp:
             postprocess=False,
         ).success(self.finish_battle, [self.session], battle_outputs, **progress_on(), api_visibility="private")
         for outcome, button in b.votes.items():
-            button.click(functools.partial(self.vote_battle, outcome), [self.session],
+            button.click(self._battle_vote_handler(outcome), [self.session],
                          [self.session, b.reveal, *b.votes.values()], **progress_on(b.reveal),
                          api_name=f"vote_{outcome}", api_description=f"Vote '{OUTCOME_TEXT[outcome]}' on the "
                          "session's finished battle; returns the reveal (names and stats).",
@@ -150,9 +155,15 @@ class ArenaApp:
                           api_name="new_round")
 
         lb.category.change(**refresh, api_name="leaderboard")
+        for selector in (lb.mode, lb.voter):
+            selector.change(**refresh, api_visibility="private")
         lb.refresh.click(**refresh, api_visibility="private")
         # Drawn when the tab is opened, not on page load: the charts take CPU a first prompt needs.
         self.leaderboard_tab.select(**refresh, api_visibility="private")
+        self.leaderboard_tab.select(self.voter_choices, None, [lb.voter], **progress_on(), api_visibility="private")
+        # What this caller may use: exports of everyone's votes and discovery are for admins.
+        caller_outputs = [ex.admins_only, v.discover_box, *(ex.buttons[fmt] for fmt in ex.VOTE_FORMATS)]
+        self.blocks.load(self.caller_view, None, caller_outputs, **progress_on(), api_visibility="private")
         # Refreshed every second for as long as the page is open: a worker that dies later shows at once.
         status = {"fn": self.variant_status, "inputs": None, "outputs": [v.table], **progress_on(),
                   "api_visibility": "private"}
@@ -161,7 +172,7 @@ class ArenaApp:
         v.discover.click(self.discover_ollama, [v.discover_host], [v.discovered], **progress_on(v.discovered),
                          api_name="discover_ollama")
         for fmt, button in ex.buttons.items():
-            button.click(functools.partial(self.export_file, fmt), None, [ex.file], **progress_on(ex.file),
+            button.click(self._export_handler(fmt), None, [ex.file], **progress_on(ex.file),
                          api_name=f"export_{fmt}", api_description=f"Export {EXPORT_FORMATS[fmt]}; returns the file.")
 
     # ----------------------------------------------------------------- compare
@@ -177,19 +188,23 @@ class ArenaApp:
     async def run_compare(
         self, session: Session, variants: list[str] | None = None, prompt: dict[str, Any] | None = None,
         system: str | None = None, temperature: float | None = None, top_p: float | None = None,
-        max_new_tokens: float | None = None, seed: float | None = None, thinking: bool | None = None,
-        tools: str | None = None,
+        top_k: float | None = None, max_new_tokens: float | None = None, seed: str | None = None,
+        thinking: bool | None = None, tools: str | None = None, request: gr.Request | None = None,
     ) -> AsyncIterator[list[Any]]:
         """Send `prompt` ({"text", "files"}) to `variants` side by side and record the comparison.
         Streams each panel's answer and thinking; the last output, set when all have ended, is
         {"battle_id", "vote_on", "results": [{"variant", "text", "thinking", "tool_calls", "stats",
-        "error", "error_kind"}]}: a variant that failed has its error there."""
-        options = FormSettings.options(system, temperature, top_p, max_new_tokens, seed, thinking, tools)
+        "error", "error_kind"}]}: a variant that failed has its error there. `seed` empty: a
+        random one."""
         session.compare_outcome = None
         try:
-            async for outcome in self.compare_flow.run(session.compare, variants or [], prompt, options):
-                session.compare_outcome = outcome  # the session is mutated in place: gr.State keeps it
-                yield [*self._live(outcome.views, len(self.compare.panels)), outcome.summary]
+            caller = self._caller(session, request)
+            options = FormSettings.options(system, temperature, top_p, top_k, max_new_tokens, seed, thinking, tools)
+            with self.access.generating(caller):
+                async for outcome in self.compare_flow.run(session.compare, variants or [], prompt, options,
+                                                           voter=caller.name):
+                    session.compare_outcome = outcome  # the session is mutated in place: gr.State keeps it
+                    yield [*self._live(outcome.views, len(self.compare.panels)), outcome.summary]
         except ArenaError as exc:
             raise gr.Error(str(exc)) from exc
 
@@ -202,15 +217,16 @@ class ArenaApp:
         return (self._panels(self.compare.panels, outcome.views) | self._compare_votes(session.compare)
                 | {self.session: session, self.compare.chart: chart})
 
-    def vote_best(self, session: Session, best: str | None = None) -> dict[Any, Any]:
+    def vote_best(self, session: Session, best: str | None = None, request: gr.Request | None = None) -> dict[Any, Any]:
         """Vote `best` (a variant name) the best answer of the session's last comparison;
         returns the confirmation. A name that did not answer there is refused."""
         if not best:
             raise gr.Error("pick the best answer first")
-        return self._compare_vote(session, best=str(best))  # not preprocessed: the raw value sent
+        return self._compare_vote(session, request, best=str(best))  # not preprocessed: the raw value sent
 
     def vote_ranking(self, session: Session, rank_1: str | None = None, rank_2: str | None = None,
-                     rank_3: str | None = None, rank_4: str | None = None) -> dict[Any, Any]:
+                     rank_3: str | None = None, rank_4: str | None = None,
+                     request: gr.Request | None = None) -> dict[Any, Any]:
         """Rank the answers of the session's last comparison: `rank_N` is the rank ("1" = best,
         equal ranks tie) of the Nth variant that answered, in the order `/compare` listed them in
         `vote_on`; returns the confirmation. One parameter per rank dropdown (MAX_PANELS of them):
@@ -220,11 +236,13 @@ class ArenaApp:
             ranking = ranking_from_ranks(session.compare.votable, ranks)
         except UsageError as exc:
             raise gr.Error(str(exc)) from exc
-        return self._compare_vote(session, ranking=ranking)
+        return self._compare_vote(session, request, ranking=ranking)
 
-    def _compare_vote(self, session: Session, **vote: Any) -> dict[Any, Any]:
+    def _compare_vote(self, session: Session, request: gr.Request | None, **vote: Any) -> dict[Any, Any]:
         try:
-            message = self.compare_flow.vote(session.compare, **vote)
+            caller = self._caller(session, request)
+            message = self._counted_vote(caller, lambda: self.compare_flow.vote(session.compare, voter=caller.name,
+                                                                                 **vote))
         except UsageError as exc:
             raise gr.Error(str(exc)) from exc
         off = gr.Button(interactive=False)
@@ -251,37 +269,58 @@ class ArenaApp:
 
     async def run_battle(
         self, session: Session, prompt: dict[str, Any] | None = None, system: str | None = None,
-        temperature: float | None = None, top_p: float | None = None, max_new_tokens: float | None = None,
-        seed: float | None = None, thinking: bool | None = None, tools: str | None = None,
+        max_new_tokens: float | None = None, thinking: bool | None = None, tools: str | None = None,
+        request: gr.Request | None = None,
     ) -> AsyncIterator[list[Any]]:
         """A blind battle: two variants drawn at random answer `prompt` ({"text", "files"}) as
-        Model A and Model B. Streams both answers and thinking; the last output, set when both
-        have ended, is {"can_vote", "results": [{"side", "text", "thinking", "tool_calls", "error",
+        Model A and Model B, sampled as the model family recommends with a seed only the server
+        knows. Both answers stream at one common pace; the last output, set when both have
+        ended, is {"can_vote", "results": [{"side", "text", "thinking", "tool_calls", "error",
         "error_kind"}]}, with no names or stats and error messages redacted until the vote."""
-        options = FormSettings.options(system, temperature, top_p, max_new_tokens, seed, thinking, tools)
         session.battle_outcome = None
         try:
-            async for outcome in self.battle_flow.run(session.battle, prompt, options):
-                session.battle_outcome = outcome
-                yield [*self._live(outcome.views, len(self.battle.panels)), outcome.summary]
+            caller = self._caller(session, request)
+            options = FormSettings.options(system, None, None, None, max_new_tokens, None, thinking, tools)
+            with self.access.generating(caller):
+                async for outcome in self.battle_flow.run(session.battle, prompt, options, voter=caller.name):
+                    session.battle_outcome = outcome
+                    yield [*self._live(outcome.views, len(self.battle.panels)), outcome.summary]
         except ArenaError as exc:
             raise gr.Error(str(exc)) from exc
 
     def finish_battle(self, session: Session) -> dict[Any, Any]:
         views = session.battle_outcome.views if session.battle_outcome else []
         note = "" if session.battle.can_vote else "This battle had an error and takes no vote: start a new round."
-        return (self._panels(self.battle.panels, views) | self._battle_votes(session.battle.can_vote)
-                | {self.session: session, self.battle.reveal: note})
+        # both thinking boxes show when thinking was asked or either side thought: a side without
+        # a trace looks like one with an empty trace
+        thinking = session.battle.thinking or any(view.thinking for view in views)
+        return (self._panels(self.battle.panels, views, expect_thinking=thinking)
+                | self._battle_votes(session.battle.can_vote) | {self.session: session, self.battle.reveal: note})
 
-    def vote_battle(self, outcome: str, session: Session) -> dict[Any, Any]:
+    def vote_battle(self, outcome: str, session: Session, request: gr.Request | None = None) -> dict[Any, Any]:
         try:
-            reveal = self.battle_flow.vote(session.battle, outcome)
+            caller = self._caller(session, request)
+            reveal = self._counted_vote(caller, lambda: self.battle_flow.vote(session.battle, outcome,
+                                                                               voter=caller.name))
         except UsageError as exc:
             raise gr.Error(str(exc)) from exc
         return {self.session: session, self.battle.reveal: reveal} | self._battle_votes(False)
 
-    def new_round(self, session: Session) -> dict[Any, Any]:
+    def _battle_vote_handler(self, outcome: str) -> Callable[..., dict[Any, Any]]:
+        """`vote_battle` for one outcome. A function of its own, not functools.partial: Gradio
+        finds the gr.Request parameter by the handler's type hints, which a partial hides."""
+
+        def vote(session: Session, request: gr.Request | None = None) -> dict[Any, Any]:
+            return self.vote_battle(outcome, session, request)
+
+        return vote
+
+    def new_round(self, session: Session, request: gr.Request | None = None) -> dict[Any, Any]:
         """Forget the session's battle (voted or not) and clear the Battle tab for the next prompt."""
+        try:
+            self._caller(session, request)
+        except UsageError as exc:
+            raise gr.Error(str(exc)) from exc
         self.battle_flow.new_round(session.battle)
         views = [PanelView(title="Model A"), PanelView(title="Model B")]
         return (self._panels(self.battle.panels, views) | self._battle_votes(False)
@@ -291,13 +330,46 @@ class ArenaApp:
         return {button: gr.Button(interactive=enabled) for button in self.battle.votes.values()}
 
     # ------------------------------------------------------------- leaderboard
-    async def refresh_leaderboard(self, category: str | None = None) -> dict[Any, Any]:
-        """The leaderboard of `category` ("all", "text", "image", "audio"): summary, table (one row
-        per variant) and its charts."""
-        view = await asyncio.to_thread(build_view, self.services, category or "all")
+    async def refresh_leaderboard(self, category: str | None = None, mode: str | None = None,
+                                  voter: str | None = None, request: gr.Request | None = None) -> dict[Any, Any]:
+        """The leaderboard of `category` ("all", "text", "image", "audio") from the votes of `mode`
+        ("blind" battles, the default; "named" comparisons; "all") by `voter` (empty or
+        "everyone": all voters): summary, table (one row per variant), its charts, and the
+        per-voter table (admins; others see their own row). Anyone may see everyone's
+        leaderboard and their own; another voter's is for admins."""
+        try:
+            caller = self.access.caller(request)
+            who = None if voter in (None, "", EVERYONE) else str(voter)
+            if who is not None and who != caller.name:
+                self.access.require_admin(caller, "Another voter's leaderboard")
+            view = await asyncio.to_thread(build_view, self.services, category or "all", mode=mode or "blind",
+                                           voter=who)
+        except ArenaError as exc:
+            raise gr.Error(str(exc)) from exc
+        # the voters table and chart: everyone's for admins, a voter's own row only for the others
+        voters = view.voters if caller.admin else [row for row in view.voters if row and row[0] == caller.name]
         lb = self.leaderboard
         return {lb.summary: view.summary, lb.table: view.table, lb.ci_chart: view.ci_chart,
-                lb.win_rate_chart: view.win_rate_chart, lb.quality_chart: view.quality_speed_chart}
+                lb.win_rate_chart: view.win_rate_chart, lb.quality_chart: view.quality_speed_chart,
+                lb.voters: voters, lb.voter_chart: view.voter_chart if caller.admin else None}
+
+    async def voter_choices(self, request: gr.Request | None = None) -> Any:
+        """The Voter selector: everyone, yourself, and (admins) every voter who voted."""
+        caller = self.access.caller(request)
+        names = await asyncio.to_thread(self.services.store.voters, mode="all") if caller.admin else []
+        choices = [EVERYONE, *dict.fromkeys([caller.name, *names])]
+        return gr.Dropdown(choices=choices)
+
+    def caller_view(self, request: gr.Request | None = None) -> dict[Any, Any]:
+        """Hide what this caller may not use (the server refuses it anyway)."""
+        try:
+            admin = self.access.caller(request).admin
+        except UsageError:
+            admin = False
+        ex = self.export
+        shown = {ex.admins_only: gr.Markdown(visible=not admin),
+                 self.variants.discover_box: gr.Accordion(visible=admin)}
+        return shown | {ex.buttons[fmt]: gr.Button(visible=admin) for fmt in ex.VOTE_FORMATS}
 
     # ---------------------------------------------------------------- variants
     def variant_status(self) -> dict[Any, Any]:
@@ -319,11 +391,16 @@ class ArenaApp:
             ])
         return {self.variants.table: rows}
 
-    async def discover_ollama(self, host: str | None = None) -> str:
+    async def discover_ollama(self, host: str | None = None, request: gr.Request | None = None) -> str:
         """The models pulled on the Ollama server at `host` (empty: OLLAMA_HOST or the local
-        default), as specs to start the app with; or why they could not be listed."""
+        default), as specs to start the app with; or why they could not be listed. Admins only:
+        it makes the server connect to any host."""
         from backends.ollama import discover
 
+        try:
+            self.access.require_admin(self.access.caller(request), "Listing an Ollama server's models")
+        except UsageError as exc:
+            raise gr.Error(str(exc)) from exc
         try:
             models = await discover((host or "").strip() or os.environ.get("OLLAMA_HOST") or None)
         except ArenaError as exc:
@@ -336,9 +413,23 @@ class ArenaApp:
         return "\n".join(lines)
 
     # ------------------------------------------------------------------ export
-    async def export_file(self, fmt: str) -> str:
+    def _export_handler(self, fmt: str) -> Callable[..., Any]:
+        """`export_file` for one format (see `_battle_vote_handler` for why not a partial)."""
+
+        async def export(request: gr.Request | None = None) -> str:
+            return await self.export_file(fmt, request)
+
+        return export
+
+    async def export_file(self, fmt: str, request: gr.Request | None = None) -> str:
         suffix = {"fastchat": "jsonl", "leaderboard-csv": "csv"}.get(fmt, fmt)
-        out = self.export_dir / f"gemma-arena-{fmt}.{suffix}"
+        try:
+            if fmt in self.export.VOTE_FORMATS:  # votes with everyone's prompts and answers
+                self.access.require_admin(self.access.caller(request), "Exporting everyone's prompts and answers")
+        except UsageError as exc:
+            raise gr.Error(str(exc)) from exc
+        # a folder of its own per export: two admins exporting at once never share a file
+        out = Path(tempfile.mkdtemp(dir=self.export_dir)) / f"gemma-arena-{fmt}.{suffix}"
         try:
             if fmt == "leaderboard-csv":
                 board = await asyncio.to_thread(compute_board, self.services, "all")
@@ -350,6 +441,26 @@ class ArenaApp:
         return str(out)
 
     # ----------------------------------------------------------------- helpers
+    def _caller(self, session: Session, request: gr.Request | None) -> Caller:
+        """Who sends this event; a session first used by one logged-in user is theirs alone
+        (another user who got hold of its id is refused)."""
+        caller = self.access.caller(request)
+        if self.access.logins:
+            if session.owner is None:
+                session.owner = caller.key
+            elif session.owner != caller.key:
+                raise AccessDenied("this session belongs to another user: reload the page")
+        return caller
+
+    def _counted_vote(self, caller: Caller, record: Callable[[], str]) -> str:
+        """Record a vote under the caller's per-user rate limit; a vote the store refuses is not counted."""
+        self.access.count_vote(caller)
+        try:
+            return record()
+        except BaseException:
+            self.access.refund_vote(caller)
+            raise
+
     @staticmethod
     def _panels(panels: list[Any], views: list[PanelView], expect_thinking: bool = False) -> dict[Any, Any]:
         out: dict[Any, Any] = {}

@@ -6,6 +6,16 @@ recorded. The store enforces the battle's phase, so a vote sent early, twice, or
 battle is refused whatever the browser does. A side's error message is shown with every name,
 spec and server address in the lineup taken out (`redact`): "demo:31b cannot take audio" or
 "Ollama at http://gpu-box:11434 answered 500" would say which model is which.
+
+Nothing else may tell them apart either:
+- the answers: every battle samples with Gemma 4's recommended settings and a secret seed
+  (`arena.sampling.for_battle`), kept in the stored request only, so a named Compare of the same
+  prompt does not reproduce them; the form's temperature, top-p and seed do not apply;
+- the pair: drawn at random among the variants that take the whole request (attachments, tools,
+  thinking), favouring pairs with fewer votes (`arena.battles`);
+- the speed: both panels stream in lockstep (`services.battle_pace`, see `ui.streaming`), and
+  the stats wait for the vote;
+- the thinking: when thinking is asked, both sides can think, and both carry a trace (maybe empty).
 """
 
 from __future__ import annotations
@@ -16,10 +26,11 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from arena.battles import Pairing, draw_pair
+from arena.battles import Pairing, battle_candidates, draw_pair
 from arena.errors import StorageError, UsageError
 from arena.lineup import Variant
 from arena.measure import Result
+from arena.sampling import for_battle
 from ui.compare import ComparisonOutcome, FormOptions, request_from_form
 from ui.services import ArenaServices
 from ui.views import PanelView, md_escape, stats_markdown
@@ -40,6 +51,10 @@ class BattleState:
     phase: str = "idle"
     #: Each side's stats, kept back until the vote: speed and memory would give the models away.
     stats: tuple[str, ...] = ()
+    #: Who the battle was served to: the vote is theirs.
+    voter: str | None = None
+    #: Whether the request asked for thinking: then both panels show a thinking box, empty or not.
+    thinking: bool = False
 
     @property
     def can_vote(self) -> bool:
@@ -51,31 +66,38 @@ class BattleFlow:
         self.services = services
 
     async def run(
-        self, state: BattleState, message: dict[str, Any] | None, options: FormOptions
+        self, state: BattleState, message: dict[str, Any] | str | None, options: FormOptions, *,
+        voter: str | None = None,
     ) -> AsyncIterator[ComparisonOutcome]:
-        """Draw a pair (a new one for every prompt), stream both sides, record the answers."""
+        """Draw a pair (a new one for every prompt), stream both sides, record the answers with
+        `voter` (default: the services' voter). The form's system prompt, max new tokens,
+        thinking and tools apply; its sampling and seed do not (see the module docstring)."""
         from ui.streaming import stream_panels
 
-        request = request_from_form(message, options)
+        # The ignored fields are left out before building, so a value they would refuse does not
+        # stop a battle.
+        request = for_battle(request_from_form(
+            message, replace(options, temperature=0.0, top_p=1.0, top_k=0, seed=None), self.services.limits))
         while self.services.loading:  # the pair is drawn among all loaded variants
             yield ComparisonOutcome([PanelView(title=side, note="Waiting for the variants to load...")
                                      for side in SIDES])
             await asyncio.sleep(0.5)
-        candidates = [
-            v.name for v in self.services.lineup.available
-            if request.modalities <= v.backend.capabilities.modalities  # type: ignore[union-attr]
-        ]
-        counts = await asyncio.to_thread(self.services.store.battle_counts)
-        pairing = draw_pair(candidates, counts, self.services.rng)
+        offered = {v.name: v.backend.capabilities for v in self.services.lineup.available if v.backend is not None}
+        candidates = battle_candidates(offered, request)
+        votes = await asyncio.to_thread(self.services.store.battle_counts, voted_only=True)
+        pairing = draw_pair(candidates, votes, self.services.rng)
         variants = [self.services.variant(pairing.a), self.services.variant(pairing.b)]
         specs = [(v.name, str(v.spec)) for v in variants]
+        voter = voter or self.services.voter
         battle_id = await asyncio.to_thread(
-            self.services.store.open_battle, request, specs, mode="blind", voter=self.services.voter
+            self.services.store.open_battle, request, specs, mode="blind", voter=voter
         )
-        state.battle_id, state.pairing, state.phase = battle_id, pairing, "streaming"
+        state.battle_id, state.pairing, state.phase, state.stats = battle_id, pairing, "streaming", ()
+        state.voter, state.thinking = voter, request.thinking
         results: list[Result | None] = []
         views = [PanelView(title=side) for side in SIDES]
-        async for shown, results in stream_panels(variants, request, views, timeout_s=self.services.timeout_s):
+        async for shown, results in stream_panels(variants, request, views, timeout_s=self.services.timeout_s,
+                                                  pace=self.services.battle_pace):
             views = [self._anonymous(v, r) for v, r in zip(shown, results, strict=True)]
             yield ComparisonOutcome(views, results)
         finished = [r for r in results if r is not None]
@@ -115,26 +137,36 @@ class BattleFlow:
                                                  "takes no vote. Start a new round.")
         return replace(view, stats="")
 
-    def vote(self, state: BattleState, outcome: str) -> str:
-        """Record the one vote of this battle and return the reveal (names, after the vote only)."""
+    def vote(self, state: BattleState, outcome: str, *, voter: str | None = None) -> str:
+        """Record the one vote of this battle by `voter` (default: whom the battle was served to)
+        and return the reveal (names, after the vote only)."""
         if state.battle_id is None or state.pairing is None:
             raise UsageError("send a prompt first: the vote is on the two answers")
+        voter = voter or state.voter or self.services.voter
         try:
-            self.services.store.record_vote(state.battle_id, outcome, voter=self.services.voter)
+            self.services.store.record_vote(state.battle_id, outcome, voter=voter)
         except StorageError as exc:
             raise UsageError(str(exc)) from exc
         state.phase = "voted"
-        return reveal(state, outcome)
+        stored = self.services.store.battle(state.battle_id)
+        flagged = stored.identity_words if stored is not None and stored.flagged else ()
+        return reveal(state, outcome, flagged)
 
     def new_round(self, state: BattleState) -> None:
         state.battle_id, state.pairing, state.phase, state.stats = None, None, "idle", ()
+        state.voter, state.thinking = None, False
 
 
-def reveal(state: BattleState, outcome: str) -> str:
+def reveal(state: BattleState, outcome: str, flagged: Sequence[str] = ()) -> str:
+    """The names and stats of both sides, after the vote; and, for a battle where an answer named
+    a model family or maker (`flagged`: the words), that it stays out of the ratings."""
     assert state.pairing is not None
     lines = [f"**Your vote:** {OUTCOME_TEXT[outcome]}"]
     for side, name, stats in zip(SIDES, (state.pairing.a, state.pairing.b), state.stats, strict=False):
         lines.append(f"**{side}** was **{md_escape(name)}**: {stats}")
+    if flagged:
+        lines.append(f"This battle is flagged: an answer names {md_escape(', '.join(flagged))}, which can give a "
+                     "model away, so it stays out of the ratings (as in the reference arenas).")
     return "  \n".join(lines)
 
 

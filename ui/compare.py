@@ -12,8 +12,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from arena.errors import StorageError, UsageError
+from arena.limits import DEFAULT_LIMITS, Limits
 from arena.measure import Result
-from arena.requests import AUDIO_SUFFIXES, IMAGE_SUFFIXES, build_request, split_media
+from arena.requests import AUDIO_SUFFIXES, IMAGE_SUFFIXES, build_request
+from arena.sampling import RECOMMENDED
 from backends.base import Request
 from ui.services import ArenaServices
 from ui.views import PanelView, md_escape
@@ -41,9 +43,13 @@ class CompareState:
 
 @dataclass(frozen=True)
 class FormOptions:
+    """The Settings accordion's values. Sampling starts at Gemma 4's recommended values: the
+    answers people get from these models, not greedy ones a battle could be matched against."""
+
     system: str = ""
-    temperature: float = 0.0
-    top_p: float = 1.0
+    temperature: float = RECOMMENDED.temperature
+    top_p: float = RECOMMENDED.top_p
+    top_k: int = RECOMMENDED.top_k or 0
     max_new_tokens: int = 256
     seed: int | None = None
     thinking: bool = False
@@ -60,21 +66,23 @@ class ComparisonOutcome:
     summary: dict[str, Any] | None = None
 
 
-def request_from_form(message: dict[str, Any] | str | None, options: FormOptions) -> Request:
-    """A Request from the multimodal box ({"text", "files"}) and the settings."""
+def request_from_form(message: dict[str, Any] | str | None, options: FormOptions,
+                      limits: Limits = DEFAULT_LIMITS) -> Request:
+    """A Request from the multimodal box ({"text", "files"}) and the settings, checked against
+    `limits` before anything is read (attachments are told apart by content)."""
     message = as_message(message)
-    images, audio = split_media([_path(f) for f in message.get("files") or []])
     return build_request(
         message.get("text") or "",
         system=options.system,
-        images=images,
-        audio=audio,
+        files=[_path(f) for f in message.get("files") or []],
         max_new_tokens=options.max_new_tokens,
         temperature=options.temperature,
         top_p=options.top_p,
+        top_k=options.top_k,
         seed=options.seed,
         thinking=options.thinking,
         tools=options.tools,
+        limits=limits,
     )
 
 
@@ -132,13 +140,14 @@ class CompareFlow:
         return views
 
     async def run(
-        self, state: CompareState, selected: Sequence[str], message: dict[str, Any] | None, options: FormOptions
+        self, state: CompareState, selected: Sequence[str], message: dict[str, Any] | None, options: FormOptions,
+        *, voter: str | None = None,
     ) -> AsyncIterator[ComparisonOutcome]:
         from ui.streaming import stream_panels
 
         if not 1 <= len(selected) <= MAX_PANELS:
             raise UsageError(f"pick 1 to {MAX_PANELS} variants to compare")
-        request = request_from_form(message, options)
+        request = request_from_form(message, options, self.services.limits)
         variants = [self.services.variant(name) for name in selected]
         state.battle_id, state.variants, state.voted = None, tuple(selected), False
         while any(not v.state.settled for v in variants):  # loading, or restarting after its worker stopped
@@ -154,13 +163,14 @@ class CompareFlow:
             specs = [(v.name, str(v.spec)) for v in variants]
             state.battle_id = await asyncio.to_thread(
                 self.services.store.record_comparison, request, specs, finished,
-                mode="named", voter=self.services.voter,
+                mode="named", voter=voter or self.services.voter,
             )
             state.variants = tuple(r.variant for r in finished if r.ok)  # the vote is on those that answered
         yield ComparisonOutcome(views, results, summary=comparison_summary(state, results))
 
     def vote(
-        self, state: CompareState, *, best: str | None = None, ranking: Sequence[Sequence[str]] | None = None
+        self, state: CompareState, *, best: str | None = None, ranking: Sequence[Sequence[str]] | None = None,
+        voter: str | None = None,
     ) -> str:
         """Record the vote on the last comparison; return what to tell the user."""
         if state.battle_id is None:
@@ -175,7 +185,8 @@ class CompareFlow:
             raise UsageError(f"{', '.join(map(repr, strangers))} did not answer in your last comparison: "
                              f"vote on {', '.join(state.variants)}")
         try:
-            self.services.store.record_vote(state.battle_id, best=best, ranking=ranking, voter=self.services.voter)
+            self.services.store.record_vote(state.battle_id, best=best, ranking=ranking,
+                                            voter=voter or self.services.voter)
         except StorageError as exc:
             raise UsageError(str(exc)) from exc
         state.voted = True

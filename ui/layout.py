@@ -10,8 +10,9 @@ from typing import Any
 
 import gradio as gr
 
+from arena.errors import UsageError
 from ui.compare import MAX_PANELS, FormOptions
-from ui.leaderboard import CATEGORY_LABELS, COLUMNS
+from ui.leaderboard import CATEGORY_LABELS, COLUMNS, VOTER_COLUMNS
 from ui.views import PanelView
 
 STATUS_COLUMNS = ["variant", "status", "takes", "tools", "thinking", "load time", "weights", "device", "note"]
@@ -84,9 +85,13 @@ def render_panel(elem_id: str, title: str, visible: bool = True) -> Panel:
 
 @dataclass
 class FormSettings:
+    """The Settings accordion. A battle's has no sampling controls (None): battles always sample
+    as the model family recommends, with a seed only the server knows."""
+
     system: Any
     temperature: Any
     top_p: Any
+    top_k: Any
     max_new_tokens: Any
     seed: Any
     thinking: Any
@@ -94,34 +99,64 @@ class FormSettings:
 
     @property
     def inputs(self) -> list[Any]:
-        return [self.system, self.temperature, self.top_p, self.max_new_tokens, self.seed, self.thinking, self.tools]
+        shown = [self.system, self.temperature, self.top_p, self.top_k, self.max_new_tokens, self.seed, self.thinking,
+                 self.tools]
+        return [component for component in shown if component is not None]
 
     @staticmethod
-    def options(system: str | None, temperature: float | None, top_p: float | None, max_new_tokens: float | None,
-                seed: float | None, thinking: bool | None, tools: str | None) -> FormOptions:
-        """Options from the settings' values; None (an API caller that left one out) is its default."""
+    def options(system: str | None, temperature: float | None, top_p: float | None, top_k: float | None,
+                max_new_tokens: float | None, seed: str | float | None, thinking: bool | None,
+                tools: str | None) -> FormOptions:
+        """Options from the settings' values; None (an API caller that left one out) is its default.
+        Raises UsageError for a seed that is not a whole number."""
         return FormOptions(
             system=system or "",
-            temperature=float(temperature or 0),
-            top_p=float(top_p or 1),
+            temperature=FormOptions.temperature if temperature is None else float(temperature),
+            top_p=FormOptions.top_p if top_p is None else float(top_p),
+            top_k=FormOptions.top_k if top_k is None else int(top_k),
             max_new_tokens=int(max_new_tokens or FormOptions.max_new_tokens),
-            seed=None if seed in (None, "") else int(seed),
+            seed=parse_seed(seed),
             thinking=bool(thinking),
             tools=tools or "",
         )
 
 
-def render_settings(prefix: str) -> FormSettings:
+def parse_seed(seed: str | float | None) -> int | None:
+    """The Seed box's value: empty means none (a fresh random seed each time). A text box rather
+    than a number box: an empty number box sends 0, a fixed seed nobody chose."""
+    text = "" if seed is None else str(seed).strip()
+    if not text:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value.is_integer():
+        raise UsageError(f"the seed {text[:40]!r} is not a whole number: give one, or leave it empty for a random seed")
+    return int(value)
+
+
+def render_settings(prefix: str, *, sampling: bool = True, max_new_tokens: int = 4096) -> FormSettings:
+    """`max_new_tokens`: the slider's top, the server's cap (the server checks it on every request)."""
     with gr.Accordion("Settings", open=False, elem_id=f"{prefix}-settings"):
         system = gr.Textbox(label="System prompt", lines=2)
+        temperature = top_p = top_k = seed = None
         with gr.Row():
-            temperature = gr.Slider(0, 2, value=0, step=0.05, label="Temperature (0 = greedy)")
-            top_p = gr.Slider(0.05, 1, value=1, step=0.05, label="Top-p")
-            max_new = gr.Slider(1, 4096, value=256, step=1, label="Max new tokens", elem_id=f"{prefix}-max-new-tokens")
-            seed = gr.Number(value=None, precision=0, label="Seed (empty: none)")
+            if sampling:
+                temperature = gr.Slider(0, 2, value=FormOptions.temperature, step=0.05,
+                                        label="Temperature (0 = greedy)", elem_id=f"{prefix}-temperature")
+                top_p = gr.Slider(0.05, 1, value=FormOptions.top_p, step=0.05, label="Top-p")
+                top_k = gr.Slider(0, 200, value=FormOptions.top_k, step=1, label="Top-k (0 = off)")
+            max_new = gr.Slider(1, max_new_tokens, value=min(FormOptions.max_new_tokens, max_new_tokens), step=1,
+                                label="Max new tokens", elem_id=f"{prefix}-max-new-tokens")
+            if sampling:
+                seed = gr.Textbox(value="", label="Seed (empty: a random one)", elem_id=f"{prefix}-seed")
+        if not sampling:
+            gr.Markdown("Battles sample as Gemma 4's model card recommends, with a random seed that only the "
+                        "server knows, so nobody can reproduce an answer by name in the Compare tab.")
         thinking = gr.Checkbox(label="Thinking (the chat template's enable_thinking)", value=False)
         tools = gr.Code(label="Tools (JSON list of OpenAI-style functions)", language="json", value="")
-    return FormSettings(system, temperature, top_p, max_new, seed, thinking, tools)
+    return FormSettings(system, temperature, top_p, top_k, max_new, seed, thinking, tools)
 
 
 def render_status(elem_id: str) -> Any:
@@ -167,7 +202,7 @@ def render_result(elem_id: str) -> Any:
     return gr.JSON(label="Result", visible=False, elem_id=elem_id)
 
 
-def render_compare(names: list[str]) -> CompareTab:
+def render_compare(names: list[str], max_new_tokens: int = 4096) -> CompareTab:
     variants = gr.CheckboxGroup(names, value=names[:MAX_PANELS], label=f"Variants (pick 1 to {MAX_PANELS})",
                                 elem_id="compare-variants")
     prompt = render_prompt("compare-prompt", "Type a prompt; attach an image or audio clip (or record one)")
@@ -175,7 +210,7 @@ def render_compare(names: list[str]) -> CompareTab:
         send = gr.Button("Send to all", variant="primary", elem_id="compare-send")
         stop = gr.Button("Stop", variant="stop", elem_id="compare-stop")
     status = render_status("compare-status")
-    settings = render_settings("compare")
+    settings = render_settings("compare", max_new_tokens=max_new_tokens)
     with gr.Row(equal_height=False):
         # one panel per variant selected at load; the rest appear when more are picked
         panels = [render_panel(f"compare-panel-{i}", names[i] if i < len(names) else "", visible=i < len(names))
@@ -209,12 +244,12 @@ class BattleTab:
     result: Any
 
 
-def render_battle() -> BattleTab:
+def render_battle(max_new_tokens: int = 4096) -> BattleTab:
     gr.Markdown("Two anonymous variants answer the same prompt. Vote, and only then see who they were.")
     prompt = render_prompt("battle-prompt", "Type a prompt for a blind battle")
     send = gr.Button("Send", variant="primary", elem_id="battle-send")
     status = render_status("battle-status")
-    settings = render_settings("battle")
+    settings = render_settings("battle", sampling=False, max_new_tokens=max_new_tokens)
     with gr.Row(equal_height=False):
         panels = [render_panel("battle-panel-a", "Model A"), render_panel("battle-panel-b", "Model B")]
     with gr.Row():
@@ -233,31 +268,58 @@ def render_battle() -> BattleTab:
 @dataclass
 class LeaderboardTab:
     category: Any
+    mode: Any
+    voter: Any
     refresh: Any
     summary: Any
     table: Any
     ci_chart: Any
     win_rate_chart: Any
     quality_chart: Any
+    voters: Any
+    voter_chart: Any
+
+    @property
+    def inputs(self) -> list[Any]:
+        return [self.category, self.mode, self.voter]
+
+
+#: The voter selector's value for everyone's votes.
+EVERYONE = "everyone"
+MODE_LABELS = {"blind": "Blind battles", "named": "Named comparisons", "all": "Both"}
 
 
 def render_leaderboard() -> LeaderboardTab:
     with gr.Row():
         category = gr.Radio([(label, key) for key, label in CATEGORY_LABELS.items()], value="all",
                             label="Category", elem_id="leaderboard-category")
+        mode = gr.Radio([(label, key) for key, label in MODE_LABELS.items()], value="blind",
+                        label="Votes", elem_id="leaderboard-mode")
+        # custom values allowed: the names are filled in when the tab opens, and an API client may
+        # name a voter without them (the server checks who may see whose votes)
+        voter = gr.Dropdown([EVERYONE], value=EVERYONE, label="Voter", allow_custom_value=True,
+                            elem_id="leaderboard-voter")
         refresh = gr.Button("Refresh", elem_id="leaderboard-refresh")
     summary = gr.Markdown("", elem_id="leaderboard-summary")
     table = gr.Dataframe(headers=COLUMNS, value=[], interactive=False, elem_id="leaderboard-table")
     ci_chart = gr.Plot(label="Ratings with 95 % confidence intervals", elem_id="leaderboard-ci")
     quality_chart = gr.Plot(label="Quality against speed and memory, on this machine", elem_id="leaderboard-quality")
     win_rate_chart = gr.Plot(label="Win rates and battle counts", elem_id="leaderboard-winrate")
-    return LeaderboardTab(category, refresh, summary, table, ci_chart, win_rate_chart, quality_chart)
+    with gr.Accordion("Voters", open=False, elem_id="leaderboard-voters-box"):
+        gr.Markdown("Per voter: votes, how they split, and how often the voter picked the variant the overall "
+                    "ratings favour. A voter far from the others (always A, always a tie, rarely agreeing) "
+                    "stands out here.")
+        voters = gr.Dataframe(headers=VOTER_COLUMNS, value=[], interactive=False, elem_id="leaderboard-voters")
+        voter_chart = gr.Plot(label="How each voter splits their votes", elem_id="leaderboard-voter-chart")
+    return LeaderboardTab(category, mode, voter, refresh, summary, table, ci_chart, win_rate_chart, quality_chart,
+                          voters, voter_chart)
 
 
 @dataclass
 class VariantsTab:
     table: Any
     timer: Any
+    discover_box: Any
     discover_host: Any
     discover: Any
     discovered: Any
@@ -268,24 +330,31 @@ def render_variants() -> VariantsTab:
                 "are tiny random-weight stand-ins: their answers are random tokens.")
     table = gr.Dataframe(headers=STATUS_COLUMNS, value=[], interactive=False, elem_id="variants-table")
     timer = gr.Timer(1.0)
-    with gr.Accordion("Discover Ollama models", open=False):
+    with gr.Accordion("Discover Ollama models (admins)", open=False) as box:
         with gr.Row():
             host = gr.Textbox(label="Ollama host (empty: OLLAMA_HOST or http://127.0.0.1:11434)", scale=3)
             discover = gr.Button("Discover", scale=1, elem_id="ollama-discover")
         discovered = gr.Markdown("")
-    return VariantsTab(table, timer, host, discover, discovered)
+    return VariantsTab(table, timer, box, host, discover, discovered)
 
 
 @dataclass
 class ExportTab:
     buttons: dict[str, Any]
     file: Any
+    admins_only: Any
+
+    #: The exports that hold everyone's prompts and answers (admins only); the leaderboard's is open.
+    VOTE_FORMATS = ("csv", "jsonl", "fastchat")
 
 
 def render_export() -> ExportTab:
-    gr.Markdown("Download your votes and the leaderboard. The FastChat format works with lmarena's notebooks "
+    gr.Markdown("Download the votes and the leaderboard. The FastChat format works with lmarena's notebooks "
                 "and with `python app.py leaderboard --battles FILE`.")
+    admins_only = gr.Markdown("The votes, with everyone's prompts and answers, are exported by the admins of "
+                              "this arena; the leaderboard is yours to download.", visible=False,
+                              elem_id="export-admins-only")
     with gr.Row():
         buttons = {fmt: gr.Button(label, elem_id=f"export-{fmt}") for fmt, label in EXPORT_FORMATS.items()}
     file = gr.File(label="Download", elem_id="export-file", interactive=False)
-    return ExportTab(buttons, file)
+    return ExportTab(buttons, file, admins_only)

@@ -10,6 +10,7 @@ import asyncio
 import random
 import threading
 
+from arena.limits import DEFAULT_LIMITS, Limits
 from arena.lineup import Lineup, LoadProgress, Variant, load_all
 from storage import Store
 
@@ -23,12 +24,20 @@ class ArenaServices:
         voter: str = "local",
         timeout_s: float = 120.0,
         seed: int | None = None,
+        battle_pace: str = "lockstep",
+        limits: Limits = DEFAULT_LIMITS,
     ) -> None:
         self.lineup = lineup
         self.store = store
         self.voter = voter
         self.timeout_s = timeout_s
-        self.rng = random.Random(seed)
+        # Draws the battles' pairs and sides. Without a seed (production) it is the system's
+        # randomness: a seeded generator's next pairs could be worked out from earlier reveals.
+        self.rng = random.Random(seed) if seed is not None else random.SystemRandom()
+        #: How battle answers stream ("lockstep", "whole", or "own"): see `ui.streaming`.
+        self.battle_pace = battle_pace
+        #: What one request may ask (prompt length, uploads, tokens...): checked before any work.
+        self.limits = limits
         self._loader: threading.Thread | None = None
 
     def start_loading(self, progress: LoadProgress | None = None) -> None:
