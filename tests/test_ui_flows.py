@@ -326,3 +326,18 @@ def test_the_cli_reads_tools_from_a_file_it_names(tmp_path: Path) -> None:
     assert read_tools_arg(WEATHER_TOOLS) == WEATHER_TOOLS
     with pytest.raises(UsageError, match="is neither"):
         read_tools_arg(str(tmp_path / "missing.json"))
+
+
+def test_charts_are_not_kept_by_pyplot_after_they_are_drawn(services: ArenaServices) -> None:
+    """A server draws charts for every comparison and leaderboard refresh: figures that pyplot's
+    registry kept until closed would grow its memory for as long as it runs."""
+    import matplotlib.pyplot as plt
+
+    flow = BattleFlow(services)
+    state, _ = _battle(services)
+    flow.vote(state, "b")
+    before = plt.get_fignums()
+    for _ in range(3):
+        view = build_view(services)
+    assert view.ci_chart is not None and view.win_rate_chart is not None
+    assert plt.get_fignums() == before

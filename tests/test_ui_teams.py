@@ -7,6 +7,7 @@ leaves what is stored as it was.
 from __future__ import annotations
 
 import contextlib
+import sqlite3
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -16,8 +17,11 @@ from typing import Any
 import pytest
 from gradio_client import Client
 
+from arena.limits import DEFAULT_LIMITS
 from arena.settings import Settings
 from arena.users import UserDirectory, add_user
+from cli.serve import launch_options
+from tests.support.app_process import app_env, kill_group, start_app, wait_until_served
 from tests.support.ui import demo_services, free_port
 from ui.access import Access
 from ui.app import ArenaApp
@@ -44,7 +48,7 @@ def team(tmp_path_factory: pytest.TempPathFactory, demo_cache: Path) -> Iterator
     app = ArenaApp(services, access)
     app.blocks.queue()
     app.blocks.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True,
-                      run_history=False, auth=directory.authenticate)
+                      **launch_options(DEFAULT_LIMITS, directory))  # as `serve --users` launches it
     yield services, app.blocks.local_url
     app.blocks.close()
     services.close()
@@ -179,3 +183,33 @@ def test_votes_a_minute_are_capped_per_user_and_a_refused_vote_loses_nothing(tea
     assert stored_votes(services) == before
     pending = _battles_of(services, "dave")[-1]
     assert services.store.battle(pending).phase == "finished"  # type: ignore[union-attr]  # still votable
+
+
+def test_serve_with_a_users_file_logs_people_in_on_a_network_address(tmp_path: Path, demo_cache: Path) -> None:
+    """`python app.py serve --users FILE` as a team runs it: the login, the logged-in voter, a
+    limit flag and a role, end to end."""
+    users = tmp_path / "users.toml"
+    add_user(users, "ann", "ann-password", "admin")
+    add_user(users, "bo", "bo-password", "voter")
+    port, log = free_port(), tmp_path / "serve.log"
+    process = start_app(["serve", "--host", "0.0.0.0", "--port", str(port), "--users", str(users),
+                         "--variants", "demo:e2b", "demo:e4b", "--max-votes-per-minute", "1"],
+                        app_env(tmp_path, demo_cache), log)
+    try:
+        url = f"http://127.0.0.1:{port}/"
+        wait_until_served(url, process, log)
+        with pytest.raises(urllib.error.HTTPError, match="401"):
+            urllib.request.urlopen(f"{url}config", timeout=30)
+        bo = Client(url, auth=("bo", "bo-password"), download_files=False, verbose=False)
+        for _ in range(2):
+            assert battle(bo)["can_vote"] is True
+        bo.predict(api_name="/vote_a")
+        with pytest.raises(Exception, match="at most 1"):
+            bo.predict(api_name="/vote_b")
+        with pytest.raises(Exception, match="admins only"):
+            bo.predict(api_name="/export_csv")
+        with sqlite3.connect(tmp_path / "home" / "arena.db") as db:
+            assert db.execute("SELECT b.voter, v.voter FROM votes v JOIN battles b ON b.id = v.battle_id").fetchall() \
+                == [("bo", "bo")]
+    finally:
+        kill_group(process)

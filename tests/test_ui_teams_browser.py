@@ -19,9 +19,11 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from arena.limits import DEFAULT_LIMITS
 from arena.settings import Settings
 from arena.units import format_bytes
 from arena.users import UserDirectory, add_user
+from cli.serve import launch_options
 from tests.support.browser import select_tab, set_max_new_tokens, text_of, type_prompt
 from tests.support.traffic import RecordingProxy
 from tests.support.ui import demo_services, free_port
@@ -49,7 +51,7 @@ def team_server(tmp_path_factory: pytest.TempPathFactory, demo_cache: Path) -> I
     app.blocks.queue()
     port = free_port()
     app.blocks.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
-                      run_history=False, auth=directory.authenticate)
+                      **launch_options(DEFAULT_LIMITS, directory))  # as `serve --users` launches it
     yield services, app.blocks.local_url
     app.blocks.close()
     services.close()

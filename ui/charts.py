@@ -21,13 +21,12 @@ def _label(name: str, width: int = 28) -> str:
 
 
 def _figure(width: float, height: float, ncols: int = 1) -> tuple[Any, Any]:
-    import matplotlib
+    """A figure of its own, not pyplot's: pyplot keeps every figure it made until it is closed,
+    and a server drawing charts for every comparison and leaderboard would keep them all."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")  # no display; must come before pyplot is imported
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, ncols, figsize=(width, height), squeeze=False)
-    fig.set_layout_engine("constrained")
+    fig = Figure(figsize=(width, height), layout="constrained")
+    axes = fig.subplots(1, ncols, squeeze=False)
     return fig, axes[0]
 
 
