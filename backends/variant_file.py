@@ -26,11 +26,24 @@ command-line flags override it:
     max_prompt_chars = 16_000
     max_upload_bytes = 10_485_760
     audio_types = ["wav", "flac"]
+
+An optional `[space]` table says who may vote when the app runs as a Hugging Face Space (people
+sign in with Hugging Face there); a server of your own ignores it (`SpaceSettings` says what each
+key means):
+
+    [space]
+    require_sign_in = true
+    organization = "my-team"
+    admins = ["ada", "grace"]
+    dataset = "my-team/arena-votes"
+    sync_every_minutes = 10
 """
 
 from __future__ import annotations
 
+import re
 import tomllib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +79,81 @@ def read_limits_table(path: str | Path) -> dict[str, Any] | None:
         raise UsageError(f"variant file {path}: limits must be a table: a [limits] line, then key = value lines")
     Limits.from_mapping(table, where=f"variant file {path}, [limits]")
     return dict(table)
+
+
+@dataclass(frozen=True)
+class SpaceSettings:
+    """The variant file's `[space]` table: who may vote on a Hugging Face Space, and where votes persist.
+
+    - `require_sign_in`: refuse votes from people not signed in with Hugging Face (by default
+      they vote, all under one anonymous name); comparing and battling stay open to everyone.
+    - `organization`: only members of this Hugging Face organization may vote (implies sign-in).
+    - `admins`: the Hugging Face usernames that may export everyone's votes, see any voter's
+      leaderboard and discover Ollama servers from the page.
+    - `dataset`: the dataset repo (`owner/name`) the votes are copied to and restored from.
+    - `sync_every_minutes`: how often new votes are pushed to that dataset.
+    """
+
+    require_sign_in: bool = False
+    organization: str | None = None
+    admins: tuple[str, ...] = ()
+    dataset: str | None = None
+    sync_every_minutes: float = 10.0
+
+    @property
+    def restricts_voting(self) -> bool:
+        """Whether some people may not vote (which needs Hugging Face's sign-in on the Space)."""
+        return self.require_sign_in or self.organization is not None
+
+
+#: A Hugging Face user or organization name: letters, digits, `-`, `_` and `.`.
+_HUB_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+_SPACE_KEYS = ("require_sign_in", "organization", "admins", "dataset", "sync_every_minutes")
+
+
+def read_space_table(path: str | Path) -> SpaceSettings | None:
+    """The file's `[space]` table, checked (an unknown key or a wrong value is refused here, naming
+    the file and the known keys), or None when the file has none."""
+    table = _read_toml(path).get("space")
+    if table is None:
+        return None
+    where = f"variant file {path}, [space]"
+    if not isinstance(table, dict):
+        raise UsageError(f"variant file {path}: space must be a table: a [space] line, then key = value lines")
+    unknown = sorted(set(table) - set(_SPACE_KEYS))
+    if unknown:
+        raise UsageError(f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(_SPACE_KEYS)}")
+    require = table.get("require_sign_in", False)
+    if not isinstance(require, bool):
+        raise UsageError(f"{where}: require_sign_in must be true or false, not {require!r}")
+    organization = table.get("organization")
+    if organization is not None:
+        organization = _hub_name(organization, f"{where}: organization")
+    admins = table.get("admins", [])
+    if not isinstance(admins, list):
+        raise UsageError(f"{where}: admins must be a list of Hugging Face usernames, e.g. admins = [\"ada\"]")
+    dataset = table.get("dataset")
+    if dataset is not None:
+        owner, slash, name = str(dataset).partition("/") if isinstance(dataset, str) else ("", "", "")
+        if not slash:
+            raise UsageError(f"{where}: dataset must name a dataset repo as \"owner/name\", not {dataset!r}")
+        dataset = f"{_hub_name(owner, f'{where}: dataset owner')}/{_hub_name(name, f'{where}: dataset name')}"
+    every = table.get("sync_every_minutes", SpaceSettings.sync_every_minutes)
+    if isinstance(every, bool) or not isinstance(every, int | float) or every <= 0:
+        raise UsageError(f"{where}: sync_every_minutes must be a number of minutes above 0, not {every!r}")
+    return SpaceSettings(
+        require_sign_in=require,
+        organization=organization,
+        admins=tuple(_hub_name(name, f"{where}: admins") for name in admins),
+        dataset=dataset,
+        sync_every_minutes=float(every),
+    )
+
+
+def _hub_name(value: object, what: str) -> str:
+    if not isinstance(value, str) or not _HUB_NAME.fullmatch(value):
+        raise UsageError(f"{what}: {value!r} is not a Hugging Face name (letters, digits, -, _ and .)")
+    return value
 
 
 def _read_toml(path: str | Path) -> dict[str, Any]:

@@ -8,6 +8,9 @@ Modes, measured side by side in one run on the same machine:
 
 - threads/group-commit: one process, one store, 16 threads; the store's writer thread commits
   queued votes in batches (the default)
+- threads/group-commit+journal: the same with the store's journal on (what a Space runs: every
+  record also appended to a JSONL file pushed to a dataset, `storage.journal`); the votes in the
+  journal are counted too
 - threads/commit-per-vote: one process, 16 threads, each with its own connection, one commit each
 - processes/group-commit: 16 processes with a store each, all on one file
 
@@ -21,6 +24,7 @@ import json
 import multiprocessing
 import os
 import platform
+import shutil
 import statistics
 import sys
 import tempfile
@@ -35,12 +39,12 @@ from sqlite_utils import Database
 
 from arena.measure import Result, Stats
 from backends.base import Request
-from storage import Store, open_store
+from storage import Journal, Store, open_store
 from storage.records import NewBattle, insert_battle, insert_runs
 
 TARGET_VOTES_PER_S = 2000.0
 TARGET_P99_MS = 20.0
-MODES = ("threads/group-commit", "threads/commit-per-vote", "processes/group-commit")
+MODES = ("threads/group-commit", "threads/group-commit+journal", "threads/commit-per-vote", "processes/group-commit")
 VARIANTS = (("demo:e2b", "demo:e2b"), ("demo:e4b", "demo:e4b"))
 
 
@@ -85,10 +89,14 @@ def _vote_all(store: Store, battle_ids: Sequence[str], latencies: list[float], a
         acked.append(vote_id)
 
 
-def run_threads(path: Path, slices: list[list[str]], *, group_commit: bool) -> tuple[float, list[float], int]:
+def run_threads(
+    path: Path, slices: list[list[str]], *, group_commit: bool, journal: Path | None = None
+) -> tuple[float, list[float], int]:
     latencies: list[float] = []
     acked: list[int] = []
-    with open_store(path, group_commit=group_commit, busy_timeout_s=30) as store:
+    with open_store(
+        path, group_commit=group_commit, busy_timeout_s=30, journal=None if journal is None else Journal(journal)
+    ) as store:
         start = threading.Barrier(len(slices) + 1)
 
         def writer(battle_ids: list[str]) -> None:
@@ -136,6 +144,13 @@ def run_processes(path: Path, slices: list[list[str]]) -> tuple[float, list[floa
     return elapsed, latencies, sum(count for _, count in gathered)
 
 
+def journaled_votes(folder: Path) -> int:
+    """How many votes the journal files under `folder` hold."""
+    return sum(
+        json.loads(line).get("kind") == "vote" for part in folder.glob("journal/*.jsonl") for line in part.open()
+    )
+
+
 def count_votes(path: Path) -> tuple[int, str]:
     """(votes stored, integrity check result); each bench vote is two-sided: one pair outcome."""
     with open_store(path) as store:
@@ -167,13 +182,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         path = folder / f"{mode.replace('/', '-')}.db"
         for suffix in ("", "-wal", "-shm"):
             Path(f"{path}{suffix}").unlink(missing_ok=True)
+        journal = folder / f"{mode.replace('/', '-')}-journal" if mode.endswith("+journal") else None
+        if journal is not None:
+            shutil.rmtree(journal, ignore_errors=True)
         ids = prepare(path, args.votes)
         slices = [ids[index :: args.writers] for index in range(args.writers)]
         if mode == "processes/group-commit":
             elapsed, latencies, acked = run_processes(path, slices)
         else:
-            elapsed, latencies, acked = run_threads(path, slices, group_commit=mode.endswith("group-commit"))
+            elapsed, latencies, acked = run_threads(path, slices, group_commit="group-commit" in mode, journal=journal)
         stored, integrity = count_votes(path)
+        if journal is not None:  # an acknowledged vote must be in the journal as well
+            stored = min(stored, journaled_votes(journal))
+            shutil.rmtree(journal, ignore_errors=True)
         rate = acked / elapsed
         quantiles = statistics.quantiles(latencies, n=100)
         p50, p99 = quantiles[49] * 1000, quantiles[98] * 1000

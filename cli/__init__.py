@@ -35,14 +35,14 @@ def add_db_argument(parser: argparse._ActionsContainer, help: str = DB_HELP) -> 
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from cli import compare, export, importer, leaderboard, serve, users, variants
+    from cli import compare, doctor, export, importer, leaderboard, report, serve, space_bundle, users, variants
 
     parser = _Parser(
         prog="python app.py",
         description="Gemma Arena: compare Gemma 4 variants side by side on your prompts and machine.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for module in (serve, compare, leaderboard, export, importer, variants, users):
+    for module in (serve, compare, leaderboard, report, export, importer, variants, users, space_bundle, doctor):
         module.add_parser(sub)
     return parser
 

@@ -334,6 +334,18 @@ def speed_by_variant(db: Database) -> list[VariantSpeed]:
     ]
 
 
+def variant_specs(db: Database) -> dict[str, str]:
+    """Variant label -> the spec it last ran as (by battle time), for every variant with a recorded
+    spec, sorted by variant."""
+    specs: dict[str, str] = {}
+    for variant, spec in db.execute(
+        "SELECT s.variant, s.spec FROM sides s JOIN battles b ON b.id = s.battle_id "
+        "WHERE s.spec IS NOT NULL ORDER BY b.created_at, b.rowid, s.position"
+    ):
+        specs[variant] = spec
+    return dict(sorted(specs.items()))
+
+
 def _median(values: Iterable[float | None]) -> float | None:
     known = [value for value in values if value is not None]
     return statistics.median(known) if known else None

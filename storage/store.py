@@ -3,7 +3,8 @@
 Safe to share between threads: each thread reads on its own connection, and writes go through
 one writer (group commit by default). Several processes may open the same file at once: SQLite's
 locks and the busy timeout order their writes. Every method that records something returns only
-once it is committed with `synchronous=FULL`, i.e. durable.
+once it is committed with `synchronous=FULL`, i.e. durable, and, when the store has a journal
+(`storage.journal`), appended to it too.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import threading
 import time
 import uuid
 import weakref
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
@@ -29,6 +30,7 @@ from arena.votes import CastVote, Vote
 from backends.base import Request
 from storage import queries
 from storage.db import DEFAULT_BUSY_TIMEOUT_S, StoreReadOnly, connect, read_snapshot, sqlite_errors
+from storage.journal import Journal, Record, battle_record, marks, records_since, runs_record, vote_record
 from storage.migrations import apply_migrations
 from storage.records import NewBattle, VoteRejected, insert_battle, insert_runs, insert_vote, result_flags
 from storage.writer import DirectWriter, GroupCommitWriter, Job, Writer
@@ -52,12 +54,14 @@ def open_store(
     create: bool = True,
     group_commit: bool = True,
     busy_timeout_s: float = DEFAULT_BUSY_TIMEOUT_S,
+    journal: Journal | None = None,
 ) -> Store:
     """Open (or create, with its folders) the votes database at `path` and bring its schema up to
     date. Refuses a database written by a newer version (NewerSchema).
 
     `group_commit` batches concurrent writes from this process's threads into shared commits;
-    `busy_timeout_s` is how long a write waits for another program's lock before StoreBusy.
+    `busy_timeout_s` is how long a write waits for another program's lock before StoreBusy;
+    `journal` also gets every record, before its writer is answered (the store closes it).
     """
     path = Path(path).expanduser()
     if not path.exists():
@@ -73,14 +77,17 @@ def open_store(
                 f"cannot create the folder {path.parent} for the votes database ({exc.strerror}): "
                 "point --db / GEMMA_ARENA_DB at a writable place"
             ) from exc
-    return Store(path, group_commit=group_commit, busy_timeout_s=busy_timeout_s)
+    return Store(path, group_commit=group_commit, busy_timeout_s=busy_timeout_s, journal=journal)
 
 
 class Store:
     """Battles, runs and votes in one SQLite file. Create it with `open_store`; close it when done."""
 
-    def __init__(self, path: Path, *, group_commit: bool, busy_timeout_s: float) -> None:
+    def __init__(
+        self, path: Path, *, group_commit: bool, busy_timeout_s: float, journal: Journal | None = None
+    ) -> None:
         self.path = path
+        self._journal = journal
         self._busy_timeout_s = busy_timeout_s
         self._pid = os.getpid()
         self._closed = False
@@ -106,7 +113,7 @@ class Store:
     ) -> str:
         """Record a battle as served (phase 'served') before its answers stream; return its id."""
         battle = self._new_battle(request, variants, mode, voter)
-        return self._write(lambda db: insert_battle(db, battle))
+        return self._write(lambda db: insert_battle(db, battle), lambda _: [battle_record(battle)])
 
     def finish_battle(self, battle_id: str, results: Sequence[Result]) -> str:
         """Record each side's result (in position order); return the phase: 'finished', or
@@ -114,7 +121,10 @@ class Store:
         model family or maker flags the battle (`arena.identity`)."""
         now = time.time()
         flags = result_flags(battle_id, results)  # here, not in the writer: it serves every thread
-        return self._write(lambda db: insert_runs(db, battle_id, results, now, flags))
+        return self._write(
+            lambda db: insert_runs(db, battle_id, results, now, flags),
+            lambda _: [runs_record(battle_id, results, now, flags)],
+        )
 
     def record_comparison(
         self,
@@ -128,13 +138,14 @@ class Store:
         """Open and finish a battle in one transaction (a finished comparison); return its id."""
         battle = self._new_battle(request, variants, mode, voter)
         flags = result_flags(battle.id, results)
+        now = time.time()
 
         def job(db: Database) -> str:
             insert_battle(db, battle)
-            insert_runs(db, battle.id, results, time.time(), flags)
+            insert_runs(db, battle.id, results, now, flags)
             return battle.id
 
-        return self._write(job)
+        return self._write(job, lambda _: [battle_record(battle), runs_record(battle.id, results, now, flags)])
 
     def record_vote(
         self,
@@ -158,7 +169,10 @@ class Store:
         except ValueError as exc:
             raise VoteRejected(f"vote on battle {battle_id} rejected: {exc}") from exc
         now = time.time()
-        return self._write(lambda db: insert_vote(db, battle_id, vote, voter, now))
+        return self._write(
+            lambda db: insert_vote(db, battle_id, vote, voter, now),
+            lambda vote_id: [vote_record(vote_id, battle_id, vote, voter, now)],
+        )
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -225,6 +239,11 @@ class Store:
         with self._read() as db:
             return queries.speed_by_variant(db)
 
+    def variant_specs(self) -> dict[str, str]:
+        """Variant label -> the spec it last ran as (what `arena.variant_fits` estimates from)."""
+        with self._read() as db:
+            return queries.variant_specs(db)
+
     def integrity_check(self) -> str:
         """SQLite's own check of the file: 'ok', or what is damaged."""
         with self._read() as db:
@@ -252,11 +271,13 @@ class Store:
     # -- plumbing ---------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Finish queued writes and close every connection. Idempotent."""
+        """Finish queued writes, close the journal and every connection. Idempotent."""
         self._closed = True
         writer = getattr(self, "_writer", None)
         if writer is not None:
             writer.close()
+        if self._journal is not None:
+            self._journal.close()
         with self._lock:
             connections = list(self._connections)
             self._connections.clear()
@@ -271,13 +292,38 @@ class Store:
 
     def write(self, job: Job[T]) -> T:
         """Run `job(db)` in a write transaction of this store and return its value once committed.
-        For storage modules only (imports); everything else uses the named methods."""
-        return self._write(job)
+        For storage modules only (imports); everything else uses the named methods. With a
+        journal, what the job stored is read back from the transaction and journaled."""
+        if self._journal is None:
+            return self._write(job)
+        stored: list[Record] = []
 
-    def _write(self, job: Job[T]) -> T:
+        def marked(db: Database) -> T:
+            since = marks(db)
+            value = job(db)
+            stored[:] = records_since(db, since)  # read inside the transaction: exactly what it wrote
+            return value
+
+        return self._write(marked, lambda _: stored)
+
+    def _write(self, job: Job[T], log: Callable[[T], list[Record]] | None = None) -> T:
+        """Run `job` through the writer. With a journal, `log(value)` gives the records the job
+        stored: they are numbered inside the transaction (commit order; nothing else is added to
+        the writer thread's work), and appended once it committed, before this returns, so what
+        a caller is told is stored is in the journal."""
         self._check_usable()
+        journal = self._journal
+        if journal is None or log is None:  # log is None only from write(), without a journal
+            with sqlite_errors(self.path):
+                return self._writer.run(job)
+
+        def numbered(db: Database) -> tuple[T, int]:
+            return job(db), journal.next_seq()
+
         with sqlite_errors(self.path):
-            return self._writer.run(job)
+            value, seq = self._writer.run(numbered)
+        journal.append(seq, log(value))
+        return value
 
     @contextmanager
     def _read(self) -> Iterator[Database]:

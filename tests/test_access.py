@@ -3,10 +3,12 @@ gradio_client are in tests/test_ui_teams.py)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
+from arena.errors import UsageError
 from cli import main
 from cli.serve import check_exposure, is_loopback
 from ui.access import Access, AccessDenied, Caller, TooBusy
@@ -108,3 +110,33 @@ def test_serve_refuses_to_start_on_a_network_address_without_logins(capsys: pyte
     assert main(["serve", "--host", "0.0.0.0", "--variants", "demo:e2b"]) == 2
     err = capsys.readouterr().err
     assert "serves the arena to the network without logins" in err and "users add" in err
+
+
+# --- on a Hugging Face Space (the sign-in itself: tests/test_space_runtime.py) ------------------------
+
+
+def test_a_users_file_and_hugging_face_sign_in_do_not_mix() -> None:
+    from backends.variant_file import SpaceSettings
+
+    with pytest.raises(UsageError, match="sign in with Hugging Face"):
+        Access(ROLES.get, space=SpaceSettings())
+
+
+def test_serve_on_a_space_refuses_a_users_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("SPACE_ID", "owner/arena")
+    assert main(["serve", "--users", str(tmp_path / "users.toml"), "--variants", "demo:e2b"]) == 2
+    assert "admins = [" in capsys.readouterr().err
+
+
+def test_a_space_that_refuses_some_voters_needs_its_sign_in(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """A [space] table that refuses votes from people not signed in, on a Space without an OAuth
+    app (no `hf_oauth: true`): nobody could ever vote, so serve refuses to start and says why."""
+    for name in ("OAUTH_CLIENT_ID", "SPACES_ZERO_GPU"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("SPACE_ID", "owner/arena")
+    config = tmp_path / "variants.toml"
+    config.write_text('[[variants]]\nspec = "demo:e2b"\n\n[space]\norganization = "gemma-lab"\n')
+    assert main(["serve", "--config", str(config)]) == 2
+    assert "hf_oauth: true" in capsys.readouterr().err

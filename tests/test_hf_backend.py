@@ -10,6 +10,7 @@ import os
 import signal
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -337,5 +338,41 @@ def test_bitsandbytes_and_device_map_take_the_checkpoint_path(pair: Lineup, sett
         assert quantized.weights_bytes and plain_weights and quantized.weights_bytes < plain_weights
         results = asyncio.run(run_all(lineup.variants, Request(prompt="hi", max_new_tokens=6)))
         assert all(r.ok and r.stats.output_tokens == 6 for r in results), [r.error for r in results]
+    finally:
+        asyncio.run(lineup.close())
+
+
+def test_zero_gpu_options_run_in_process_and_are_checked() -> None:
+    from arena.errors import SpecError
+    from backends.hf.options import HFOptions
+
+    options = HFOptions.from_spec_options("google/gemma-4-E4B-it", {"zero_gpu": "true", "gpu_duration": "120"})
+    assert options.zero_gpu and options.in_process and options.gpu_duration == 120  # ZeroGPU: this process only
+    with pytest.raises(SpecError, match="gpu_duration='2m' must be a positive whole number of seconds"):
+        HFOptions.from_spec_options("m", {"zero_gpu": "true", "gpu_duration": "2m"})
+    with pytest.raises(SpecError, match="zero_gpu='maybe' must be true or false"):
+        HFOptions.from_spec_options("m", {"zero_gpu": "maybe"})
+
+
+def test_zero_gpu_variant_stops_at_a_cancel_and_answers_again(settings: Settings) -> None:
+    """Closing the stream closes the @spaces.GPU generator (on ZeroGPU: ends the GPU call), which
+    stops generation at its next token; the variant then answers the next request."""
+    lineup = load(["demo:e2b?zero_gpu=true"], settings)
+    try:
+        backend = lineup.variants[0].backend
+        assert isinstance(backend, HFBackend) and backend.pid is None
+
+        async def stop_then_ask_again() -> tuple[int, Any]:
+            seen = 0
+            stream = backend.stream(Request(prompt="long", max_new_tokens=8000))
+            async for _ in stream:
+                seen += 1
+                if seen == 3:
+                    break
+            await stream.aclose()  # type: ignore[attr-defined]
+            return seen, (await run_all(lineup.variants, Request(prompt="short", max_new_tokens=4), timeout_s=20))[0]
+
+        seen, follow_up = asyncio.run(stop_then_ask_again())
+        assert seen == 3 and follow_up.ok and follow_up.stats.output_tokens == 4
     finally:
         asyncio.run(lineup.close())

@@ -3,6 +3,10 @@
 Handlers here only translate between Gradio values and the flows' plain values; they return
 dicts keyed by component. Variant identities of blind battles live in `Session` (a gr.State),
 which never reaches the browser.
+
+Every handler that needs its caller takes `request: gr.Request | None` and, for a Space's
+sign-in with Hugging Face, `profile: gr.OAuthProfile | None`: Gradio fills both by type hint and
+leaves them out of the API's parameters.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from arena.errors import ArenaError, UsageError
 from arena.units import format_bytes, format_seconds
 from storage.exports import write_leaderboard_csv
 from ui import charts
-from ui.access import Access, AccessDenied, Caller
+from ui.access import ANONYMOUS, Access, AccessDenied, Caller
 from ui.battle import OUTCOME_TEXT, SIDES, BattleFlow, BattleState
 from ui.compare import MAX_PANELS, CompareFlow, CompareState, ComparisonOutcome, ranking_from_ranks
 from ui.layout import (
@@ -34,6 +38,7 @@ from ui.layout import (
     render_compare,
     render_export,
     render_leaderboard,
+    render_sign_in,
     render_variants,
 )
 from ui.leaderboard import build_view, compute_board
@@ -67,7 +72,10 @@ class Session:
 
 
 class ArenaApp:
-    def __init__(self, services: ArenaServices, access: Access | None = None) -> None:
+    """The page. `sign_in` adds the "Sign in with Hugging Face" button (on a Space whose OAuth app
+    is on: Gradio then serves the login routes); who may vote then follows `access.space`."""
+
+    def __init__(self, services: ArenaServices, access: Access | None = None, *, sign_in: bool = False) -> None:
         self.services = services
         self.access = access or Access()
         self.compare_flow = CompareFlow(services)
@@ -76,6 +84,7 @@ class ArenaApp:
         with gr.Blocks(title="Gemma Arena") as self.blocks:
             self.session = gr.State(Session())
             gr.Markdown("# Gemma Arena\nWhich Gemma 4 variant for your machine? Compare, vote, and see.")
+            self.sign_in = render_sign_in() if sign_in else None
             if any(v.spec.prefix == "demo" for v in services.lineup.variants):
                 gr.Markdown(DEMO_NOTICE, elem_id="demo-notice")
             with gr.Tabs():
@@ -163,7 +172,11 @@ class ArenaApp:
         self.leaderboard_tab.select(self.voter_choices, None, [lb.voter], **progress_on(), api_visibility="private")
         # What this caller may use: exports of everyone's votes and discovery are for admins.
         caller_outputs = [ex.admins_only, v.discover_box, *(ex.buttons[fmt] for fmt in ex.VOTE_FORMATS)]
+        caller_outputs += [self.sign_in.status] if self.sign_in else []
         self.blocks.load(self.caller_view, None, caller_outputs, **progress_on(), api_visibility="private")
+        if self.sign_in is not None:
+            self.blocks.load(self.sign_in.check, None, [self.sign_in.button], **progress_on(),
+                             api_visibility="private")
         # Refreshed every second for as long as the page is open: a worker that dies later shows at once.
         status = {"fn": self.variant_status, "inputs": None, "outputs": [v.table], **progress_on(),
                   "api_visibility": "private"}
@@ -190,6 +203,7 @@ class ArenaApp:
         system: str | None = None, temperature: float | None = None, top_p: float | None = None,
         top_k: float | None = None, max_new_tokens: float | None = None, seed: str | None = None,
         thinking: bool | None = None, tools: str | None = None, request: gr.Request | None = None,
+        profile: gr.OAuthProfile | None = None,
     ) -> AsyncIterator[list[Any]]:
         """Send `prompt` ({"text", "files"}) to `variants` side by side and record the comparison.
         Streams each panel's answer and thinking; the last output, set when all have ended, is
@@ -198,7 +212,7 @@ class ArenaApp:
         random one."""
         session.compare_outcome = None
         try:
-            caller = self._caller(session, request)
+            caller = self._caller(session, request, profile)
             options = FormSettings.options(system, temperature, top_p, top_k, max_new_tokens, seed, thinking, tools)
             with self.access.generating(caller):
                 async for outcome in self.compare_flow.run(session.compare, variants or [], prompt, options,
@@ -217,16 +231,17 @@ class ArenaApp:
         return (self._panels(self.compare.panels, outcome.views) | self._compare_votes(session.compare)
                 | {self.session: session, self.compare.chart: chart})
 
-    def vote_best(self, session: Session, best: str | None = None, request: gr.Request | None = None) -> dict[Any, Any]:
+    def vote_best(self, session: Session, best: str | None = None, request: gr.Request | None = None,
+                  profile: gr.OAuthProfile | None = None) -> dict[Any, Any]:
         """Vote `best` (a variant name) the best answer of the session's last comparison;
         returns the confirmation. A name that did not answer there is refused."""
         if not best:
             raise gr.Error("pick the best answer first")
-        return self._compare_vote(session, request, best=str(best))  # not preprocessed: the raw value sent
+        return self._compare_vote(session, request, profile, best=str(best))  # not preprocessed: the raw value sent
 
     def vote_ranking(self, session: Session, rank_1: str | None = None, rank_2: str | None = None,
                      rank_3: str | None = None, rank_4: str | None = None,
-                     request: gr.Request | None = None) -> dict[Any, Any]:
+                     request: gr.Request | None = None, profile: gr.OAuthProfile | None = None) -> dict[Any, Any]:
         """Rank the answers of the session's last comparison: `rank_N` is the rank ("1" = best,
         equal ranks tie) of the Nth variant that answered, in the order `/compare` listed them in
         `vote_on`; returns the confirmation. One parameter per rank dropdown (MAX_PANELS of them):
@@ -236,11 +251,12 @@ class ArenaApp:
             ranking = ranking_from_ranks(session.compare.votable, ranks)
         except UsageError as exc:
             raise gr.Error(str(exc)) from exc
-        return self._compare_vote(session, request, ranking=ranking)
+        return self._compare_vote(session, request, profile, ranking=ranking)
 
-    def _compare_vote(self, session: Session, request: gr.Request | None, **vote: Any) -> dict[Any, Any]:
+    def _compare_vote(self, session: Session, request: gr.Request | None, profile: gr.OAuthProfile | None,
+                      **vote: Any) -> dict[Any, Any]:
         try:
-            caller = self._caller(session, request)
+            caller = self._caller(session, request, profile)
             message = self._counted_vote(caller, lambda: self.compare_flow.vote(session.compare, voter=caller.name,
                                                                                  **vote))
         except UsageError as exc:
@@ -270,7 +286,7 @@ class ArenaApp:
     async def run_battle(
         self, session: Session, prompt: dict[str, Any] | None = None, system: str | None = None,
         max_new_tokens: float | None = None, thinking: bool | None = None, tools: str | None = None,
-        request: gr.Request | None = None,
+        request: gr.Request | None = None, profile: gr.OAuthProfile | None = None,
     ) -> AsyncIterator[list[Any]]:
         """A blind battle: two variants drawn at random answer `prompt` ({"text", "files"}) as
         Model A and Model B, sampled as the model family recommends with a seed only the server
@@ -279,7 +295,7 @@ class ArenaApp:
         "error_kind"}]}, with no names or stats and error messages redacted until the vote."""
         session.battle_outcome = None
         try:
-            caller = self._caller(session, request)
+            caller = self._caller(session, request, profile)
             options = FormSettings.options(system, None, None, None, max_new_tokens, None, thinking, tools)
             with self.access.generating(caller):
                 async for outcome in self.battle_flow.run(session.battle, prompt, options, voter=caller.name):
@@ -297,9 +313,10 @@ class ArenaApp:
         return (self._panels(self.battle.panels, views, expect_thinking=thinking)
                 | self._battle_votes(session.battle.can_vote) | {self.session: session, self.battle.reveal: note})
 
-    def vote_battle(self, outcome: str, session: Session, request: gr.Request | None = None) -> dict[Any, Any]:
+    def vote_battle(self, outcome: str, session: Session, request: gr.Request | None = None,
+                    profile: gr.OAuthProfile | None = None) -> dict[Any, Any]:
         try:
-            caller = self._caller(session, request)
+            caller = self._caller(session, request, profile)
             reveal = self._counted_vote(caller, lambda: self.battle_flow.vote(session.battle, outcome,
                                                                                voter=caller.name))
         except UsageError as exc:
@@ -310,15 +327,17 @@ class ArenaApp:
         """`vote_battle` for one outcome. A function of its own, not functools.partial: Gradio
         finds the gr.Request parameter by the handler's type hints, which a partial hides."""
 
-        def vote(session: Session, request: gr.Request | None = None) -> dict[Any, Any]:
-            return self.vote_battle(outcome, session, request)
+        def vote(session: Session, request: gr.Request | None = None,
+                 profile: gr.OAuthProfile | None = None) -> dict[Any, Any]:
+            return self.vote_battle(outcome, session, request, profile)
 
         return vote
 
-    def new_round(self, session: Session, request: gr.Request | None = None) -> dict[Any, Any]:
+    def new_round(self, session: Session, request: gr.Request | None = None,
+                  profile: gr.OAuthProfile | None = None) -> dict[Any, Any]:
         """Forget the session's battle (voted or not) and clear the Battle tab for the next prompt."""
         try:
-            self._caller(session, request)
+            self._caller(session, request, profile)
         except UsageError as exc:
             raise gr.Error(str(exc)) from exc
         self.battle_flow.new_round(session.battle)
@@ -331,14 +350,15 @@ class ArenaApp:
 
     # ------------------------------------------------------------- leaderboard
     async def refresh_leaderboard(self, category: str | None = None, mode: str | None = None,
-                                  voter: str | None = None, request: gr.Request | None = None) -> dict[Any, Any]:
+                                  voter: str | None = None, request: gr.Request | None = None,
+                                  profile: gr.OAuthProfile | None = None) -> dict[Any, Any]:
         """The leaderboard of `category` ("all", "text", "image", "audio") from the votes of `mode`
         ("blind" battles, the default; "named" comparisons; "all") by `voter` (empty or
         "everyone": all voters): summary, table (one row per variant), its charts, and the
         per-voter table (admins; others see their own row). Anyone may see everyone's
         leaderboard and their own; another voter's is for admins."""
         try:
-            caller = self.access.caller(request)
+            caller = self.access.caller(request, profile)
             who = None if voter in (None, "", EVERYONE) else str(voter)
             if who is not None and who != caller.name:
                 self.access.require_admin(caller, "Another voter's leaderboard")
@@ -353,22 +373,26 @@ class ArenaApp:
                 lb.win_rate_chart: view.win_rate_chart, lb.quality_chart: view.quality_speed_chart,
                 lb.voters: voters, lb.voter_chart: view.voter_chart if caller.admin else None}
 
-    async def voter_choices(self, request: gr.Request | None = None) -> Any:
+    async def voter_choices(self, request: gr.Request | None = None, profile: gr.OAuthProfile | None = None) -> Any:
         """The Voter selector: everyone, yourself, and (admins) every voter who voted."""
-        caller = self.access.caller(request)
+        caller = self.access.caller(request, profile)
         names = await asyncio.to_thread(self.services.store.voters, mode="all") if caller.admin else []
         choices = [EVERYONE, *dict.fromkeys([caller.name, *names])]
         return gr.Dropdown(choices=choices)
 
-    def caller_view(self, request: gr.Request | None = None) -> dict[Any, Any]:
-        """Hide what this caller may not use (the server refuses it anyway)."""
+    def caller_view(self, request: gr.Request | None = None, profile: gr.OAuthProfile | None = None) -> dict[Any, Any]:
+        """Hide what this caller may not use (the server refuses it anyway); on a Space, say who
+        they are signed in as and whether they may vote."""
         try:
-            admin = self.access.caller(request).admin
+            caller: Caller | None = self.access.caller(request, profile)
         except UsageError:
-            admin = False
+            caller = None
+        admin = caller is not None and caller.admin
         ex = self.export
-        shown = {ex.admins_only: gr.Markdown(visible=not admin),
-                 self.variants.discover_box: gr.Accordion(visible=admin)}
+        shown: dict[Any, Any] = {ex.admins_only: gr.Markdown(visible=not admin),
+                                 self.variants.discover_box: gr.Accordion(visible=admin)}
+        if self.sign_in is not None:
+            shown[self.sign_in.status] = sign_in_status(caller)
         return shown | {ex.buttons[fmt]: gr.Button(visible=admin) for fmt in ex.VOTE_FORMATS}
 
     # ---------------------------------------------------------------- variants
@@ -391,14 +415,15 @@ class ArenaApp:
             ])
         return {self.variants.table: rows}
 
-    async def discover_ollama(self, host: str | None = None, request: gr.Request | None = None) -> str:
+    async def discover_ollama(self, host: str | None = None, request: gr.Request | None = None,
+                              profile: gr.OAuthProfile | None = None) -> str:
         """The models pulled on the Ollama server at `host` (empty: OLLAMA_HOST or the local
         default), as specs to start the app with; or why they could not be listed. Admins only:
         it makes the server connect to any host."""
         from backends.ollama import discover
 
         try:
-            self.access.require_admin(self.access.caller(request), "Listing an Ollama server's models")
+            self.access.require_admin(self.access.caller(request, profile), "Listing an Ollama server's models")
         except UsageError as exc:
             raise gr.Error(str(exc)) from exc
         try:
@@ -416,16 +441,18 @@ class ArenaApp:
     def _export_handler(self, fmt: str) -> Callable[..., Any]:
         """`export_file` for one format (see `_battle_vote_handler` for why not a partial)."""
 
-        async def export(request: gr.Request | None = None) -> str:
-            return await self.export_file(fmt, request)
+        async def export(request: gr.Request | None = None, profile: gr.OAuthProfile | None = None) -> str:
+            return await self.export_file(fmt, request, profile)
 
         return export
 
-    async def export_file(self, fmt: str, request: gr.Request | None = None) -> str:
+    async def export_file(self, fmt: str, request: gr.Request | None = None,
+                          profile: gr.OAuthProfile | None = None) -> str:
         suffix = {"fastchat": "jsonl", "leaderboard-csv": "csv"}.get(fmt, fmt)
         try:
             if fmt in self.export.VOTE_FORMATS:  # votes with everyone's prompts and answers
-                self.access.require_admin(self.access.caller(request), "Exporting everyone's prompts and answers")
+                self.access.require_admin(self.access.caller(request, profile),
+                                          "Exporting everyone's prompts and answers")
         except UsageError as exc:
             raise gr.Error(str(exc)) from exc
         # a folder of its own per export: two admins exporting at once never share a file
@@ -441,10 +468,10 @@ class ArenaApp:
         return str(out)
 
     # ----------------------------------------------------------------- helpers
-    def _caller(self, session: Session, request: gr.Request | None) -> Caller:
+    def _caller(self, session: Session, request: gr.Request | None, profile: gr.OAuthProfile | None = None) -> Caller:
         """Who sends this event; a session first used by one logged-in user is theirs alone
         (another user who got hold of its id is refused)."""
-        caller = self.access.caller(request)
+        caller = self.access.caller(request, profile)
         if self.access.logins:
             if session.owner is None:
                 session.owner = caller.key
@@ -453,7 +480,9 @@ class ArenaApp:
         return caller
 
     def _counted_vote(self, caller: Caller, record: Callable[[], str]) -> str:
-        """Record a vote under the caller's per-user rate limit; a vote the store refuses is not counted."""
+        """Record a vote of a caller who may vote, under their per-user rate limit; a vote the
+        store refuses is not counted."""
+        self.access.require_vote(caller)
         self.access.count_vote(caller)
         try:
             return record()
@@ -472,6 +501,21 @@ class ArenaApp:
     def _live(views: list[PanelView], panels: int) -> list[str]:
         """The streaming step's values: answer and thinking of each panel, in `live_outputs` order."""
         return [text for i in range(panels) for text in Panel.live(views[i] if i < len(views) else None)]
+
+
+def sign_in_status(caller: Caller | None) -> str:
+    """The line under the sign-in button: who the votes are recorded under, or why there are none."""
+    if caller is None:
+        return "Your sign-in could not be read: sign out and in again."
+    if caller.name == ANONYMOUS:
+        if caller.vote_refusal:
+            return f"Not signed in: you can compare and battle, but {caller.vote_refusal}."
+        return (f"Not signed in: you can compare, battle and vote; your votes are recorded as `{ANONYMOUS}`. "
+                "Sign in to vote under your Hugging Face name.")
+    who = f"Signed in as **{md_escape(caller.name)}**" + (" (admin)" if caller.admin else "")
+    if caller.vote_refusal:
+        return f"{who}: you can compare and battle, but {caller.vote_refusal}."
+    return f"{who}: your votes are recorded under your Hugging Face name."
 
 
 def progress_on(component: Any = None) -> dict[str, Any]:

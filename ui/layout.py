@@ -339,6 +339,29 @@ def render_variants() -> VariantsTab:
 
 
 @dataclass
+class SignIn:
+    button: Any
+    status: Any
+    #: The button's own page-load check of who is signed in (it relabels itself "Logout (NAME)"),
+    #: taken from Gradio so `ArenaApp._wire` wires it like the page's other load events.
+    check: Any
+
+
+def render_sign_in() -> SignIn:
+    """The "Sign in with Hugging Face" button of a Space, and a line saying who the votes are
+    recorded under (filled when the page loads)."""
+    with gr.Row(equal_height=True):
+        button = gr.LoginButton(scale=0, min_width=260, elem_id="sign-in")
+        status = gr.Markdown("", elem_id="sign-in-status")
+    # Left to Gradio, that check would be a public API endpoint (/_check_login_status), with a spinner.
+    attached = button.load_event_to_attach
+    assert attached is not None, "gr.LoginButton attaches its check of who is signed in"
+    button.load_event_to_attach = None
+    check = attached[0]
+    return SignIn(button, status, check)
+
+
+@dataclass
 class ExportTab:
     buttons: dict[str, Any]
     file: Any

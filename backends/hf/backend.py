@@ -11,6 +11,9 @@ fails the requests it was serving and is started again after a pause that double
 (`restart_delays_s`); after as many tries as there are pauses without staying up for
 `stable_after_s`, the variant is unavailable with the reason. `state` says which, for the UI.
 Closing never restarts anything.
+
+With `zero_gpu=true` (a ZeroGPU Space) the worker is a thread of the app, and each answer is one
+call of a `@spaces.GPU` generator (`backends.hf.worker.ZeroGPU`), made here, before launch.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from arena.errors import GenerationError, LoadError, WorkerDied
 from arena.variant_state import VariantState
 from backends.base import Capabilities, Chunk, LoadReport, MemoryReport, ProgressFn, Request, no_progress
 from backends.hf.options import HFOptions
-from backends.hf.worker import run_worker
+from backends.hf.worker import ZeroGPU, run_worker
 
 _LOAD = 0  # the message key of the loading phase; requests are numbered from 1
 
@@ -105,6 +108,8 @@ class HFBackend:
         self._sinks_lock = threading.Lock()
         self._ids = itertools.count(1)
         self._reapers: set[asyncio.Task[None]] = set()
+        #: ZeroGPU's decorated generator: decorated now, as ZeroGPU counts them when Gradio launches.
+        self._gpu = ZeroGPU(options.gpu_duration) if options.zero_gpu else None
 
     @property
     def name(self) -> str:
@@ -144,7 +149,7 @@ class HFBackend:
         parent, child = multiprocessing.Pipe()
         if self.options.in_process:
             process: Any = threading.Thread(
-                target=run_worker, args=(child, self.options, self._cache_dir, True),
+                target=run_worker, args=(child, self.options, self._cache_dir, True, self._gpu),
                 name=f"variant {self._name}", daemon=True,
             )
         else:

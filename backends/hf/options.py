@@ -14,7 +14,7 @@ DTYPES = ("auto", "bfloat16", "float16", "float32")
 QUANTIZATIONS = ("4bit", "8bit")
 _KNOWN = {
     "dtype", "device", "device_map", "quantize", "max_memory", "threads", "in_process",
-    "revision", "attn_implementation", "label",
+    "revision", "attn_implementation", "label", "zero_gpu", "gpu_duration",
 }
 
 
@@ -30,6 +30,10 @@ class HFOptions:
     - `max_memory`: per-device caps for `device_map`, e.g. `0=20GiB,cpu=64GiB`.
     - `threads`: torch CPU threads in the worker (default: the cores split among local variants).
     - `in_process`: run in the app's own process instead of a worker (ZeroGPU Spaces need this).
+    - `zero_gpu`: generate under ZeroGPU's `@spaces.GPU` (implies `in_process`); `serve` sets it
+      on a ZeroGPU Space. Outside ZeroGPU the decorator does nothing and the model runs here.
+    - `gpu_duration`: the seconds of GPU one answer may take on ZeroGPU (default: the `spaces`
+      package's, 60); a longer one waits longer in ZeroGPU's queue.
     """
 
     model_path: str
@@ -42,6 +46,8 @@ class HFOptions:
     in_process: bool = False
     revision: str | None = None
     attn_implementation: str | None = None
+    zero_gpu: bool = False
+    gpu_duration: int | None = None
     #: For the built-in demo variants: the name whose weights to build on first use.
     demo: str | None = None
 
@@ -62,6 +68,10 @@ class HFOptions:
         threads = options.get("threads")
         if threads is not None and (not threads.isdigit() or int(threads) < 1):
             raise SpecError(f"threads={threads!r} must be a positive whole number")
+        duration = options.get("gpu_duration")
+        if duration is not None and (not duration.isdigit() or int(duration) < 1):
+            raise SpecError(f"gpu_duration={duration!r} must be a positive whole number of seconds")
+        zero_gpu = _parse_bool("zero_gpu", options.get("zero_gpu", "false"))
         return cls(
             model_path=model_path,
             dtype=dtype,
@@ -70,9 +80,12 @@ class HFOptions:
             quantize=quantize,
             max_memory=_parse_max_memory(options.get("max_memory", "")),
             threads=int(threads) if threads else None,
-            in_process=_parse_bool("in_process", options.get("in_process", "false")),
+            # ZeroGPU reaches the GPU from the app's own process only
+            in_process=zero_gpu or _parse_bool("in_process", options.get("in_process", "false")),
             revision=options.get("revision") or None,
             attn_implementation=options.get("attn_implementation") or None,
+            zero_gpu=zero_gpu,
+            gpu_duration=int(duration) if duration else None,
             **extra,  # type: ignore[arg-type]
         )
 
