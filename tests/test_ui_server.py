@@ -94,7 +94,7 @@ def test_api_lists_exactly_the_documented_endpoints_with_named_parameters(server
     assert endpoints["unnamed_endpoints"] == {}
     named = endpoints["named_endpoints"]
     assert set(named) == documented_endpoints()
-    assert len(named) == 15
+    assert len(named) == 16
     parameters = {name: [p["parameter_name"] for p in info["parameters"]] for name, info in named.items()}
     assert parameters["/compare"] == COMPARE_PARAMETERS
     assert parameters["/battle"] == BATTLE_PARAMETERS
@@ -298,3 +298,14 @@ def test_no_event_shows_progress_on_more_than_one_component(server: tuple[ArenaS
     streaming = [d for d in events if d["api_name"] in ("compare", "battle")]
     assert len(streaming) == 2 and all(len(d["show_progress_on"]) == 1 for d in streaming)
     assert not set(d["show_progress_on"][0] for d in streaming) & {o for d in streaming for o in d["outputs"]}
+
+
+def test_report_endpoint_returns_the_page_and_a_self_contained_file(server: tuple[ArenaServices, str]) -> None:
+    _, url = server
+    c = client(url)
+    c.predict(prompt=prompt("Which is better?"), **SHORT, api_name="/battle")
+    c.predict(api_name="/vote_b")
+    page, document = c.predict(mode="blind", category="all", api_name="/report")
+    text = Path(document["path"]).read_text()
+    assert "demo:e2b" in page and "demo:31b" in page and "data:image/png;base64," in page
+    assert text.startswith("<!DOCTYPE html>") and "demo:e2b" in text and "<script" not in text

@@ -38,6 +38,7 @@ from ui.layout import (
     render_compare,
     render_export,
     render_leaderboard,
+    render_report,
     render_sign_in,
     render_variants,
 )
@@ -96,6 +97,8 @@ class ArenaApp:
                     self.leaderboard = render_leaderboard()
                 with gr.Tab("Variants", id="variants"):
                     self.variants = render_variants()
+                with gr.Tab("Report", id="report") as self.report_tab:
+                    self.report = render_report()
                 with gr.Tab("Export", id="export"):
                     self.export = render_export()
             self._wire()
@@ -167,6 +170,12 @@ class ArenaApp:
         for selector in (lb.mode, lb.voter):
             selector.change(**refresh, api_visibility="private")
         lb.refresh.click(**refresh, api_visibility="private")
+        rp = self.report
+        report = {"fn": self.build_report, "inputs": [rp.mode, rp.category], "outputs": [rp.page, rp.file],
+                  **progress_on(rp.page)}
+        rp.build.click(**report, api_name="report", api_description="The decision report: returns the page "
+                       "(HTML) and the same as one self-contained HTML file.")
+        self.report_tab.select(**report, api_visibility="private")  # built when opened, not on page load
         # Drawn when the tab is opened, not on page load: the charts take CPU a first prompt needs.
         self.leaderboard_tab.select(**refresh, api_visibility="private")
         self.leaderboard_tab.select(self.voter_choices, None, [lb.voter], **progress_on(), api_visibility="private")
@@ -445,6 +454,23 @@ class ArenaApp:
             return await self.export_file(fmt, request, profile)
 
         return export
+
+    # ------------------------------------------------------------------ report
+    async def build_report(self, mode: str | None = None, category: str | None = None,
+                           request: gr.Request | None = None,
+                           profile: gr.OAuthProfile | None = None) -> dict[Any, Any]:
+        """The decision report from the votes of `mode` ("blind", "named", "all") in `category`:
+        the page (HTML, charts embedded) and the same as one self-contained HTML file."""
+        from ui.report import report_page
+
+        try:
+            self.access.caller(request, profile)  # logged in (and not removed since)
+            page, document = await asyncio.to_thread(report_page, self.services, mode or "blind", category or "all")
+        except ArenaError as exc:
+            raise gr.Error(str(exc)) from exc
+        out = Path(tempfile.mkdtemp(dir=self.export_dir)) / "gemma-arena-report.html"
+        out.write_text(document, encoding="utf-8")
+        return {self.report.page: page, self.report.file: str(out)}
 
     async def export_file(self, fmt: str, request: gr.Request | None = None,
                           profile: gr.OAuthProfile | None = None) -> str:

@@ -362,6 +362,30 @@ def render_sign_in() -> SignIn:
 
 
 @dataclass
+class ReportTab:
+    mode: Any
+    category: Any
+    build: Any
+    page: Any
+    file: Any
+
+
+def render_report() -> ReportTab:
+    gr.Markdown("Which variant to pick, from the votes and this machine: ratings with their intervals, speed, "
+                "memory, whether each fits here, the Pareto front, and a recommendation that says how sure it is. "
+                "Download it as one HTML file that opens offline.")
+    with gr.Row():
+        category = gr.Radio([(label, key) for key, label in CATEGORY_LABELS.items()], value="all",
+                            label="Category", elem_id="report-category")
+        mode = gr.Radio([(label, key) for key, label in MODE_LABELS.items()], value="blind", label="Votes",
+                        elem_id="report-mode")
+        build = gr.Button("Build the report", elem_id="report-build")
+    page = gr.HTML("", elem_id="report-page")
+    file = gr.File(label="The report as one HTML file", elem_id="report-file", interactive=False)
+    return ReportTab(mode, category, build, page, file)
+
+
+@dataclass
 class ExportTab:
     buttons: dict[str, Any]
     file: Any

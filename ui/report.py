@@ -15,7 +15,7 @@ from arena.report import DEFAULT_TARGET_WIDTH, Report, build_report
 from arena.units import format_bytes
 from arena.variant_fits import DEFAULT_CONTEXT_TOKENS, fit_verdicts
 from ui.report_charts import report_charts
-from ui.report_render import render_html, render_markdown
+from ui.report_render import render_html, render_html_fragment, render_markdown, report_css
 
 if TYPE_CHECKING:
     from storage import Store
@@ -71,6 +71,33 @@ def report_view(
 
     `machine` defaults to a probe of this one (`arena.machine.probe`: psutil, NVML or
     torch.cuda); `cache_dir`, where demo variants are built, to the settings of the environment."""
+    report, scope = _report(services, mode, category, machine, cache_dir, rounds, context_tokens, target_width)
+    return render_markdown(report, scope), render_html(report, scope, report_charts(report))
+
+
+def report_page(
+    services: ArenaServices,
+    mode: str = "blind",
+    category: str = "all",
+    *,
+    machine: Machine | None = None,
+    cache_dir: Path | None = None,
+    rounds: int = 1000,
+    context_tokens: int = DEFAULT_CONTEXT_TOKENS,
+    target_width: float = DEFAULT_TARGET_WIDTH,
+) -> tuple[str, str]:
+    """What the Report tab shows: (an HTML fragment for the page, its styles scoped to it, charts
+    embedded; the self-contained HTML document to download), from one computation."""
+    report, scope = _report(services, mode, category, machine, cache_dir, rounds, context_tokens, target_width)
+    charts = report_charts(report)
+    fragment = f"<style>{report_css()}</style>{render_html_fragment(report, scope, charts)}"
+    return fragment, render_html(report, scope, charts)
+
+
+def _report(
+    services: ArenaServices, mode: str, category: str, machine: Machine | None, cache_dir: Path | None,
+    rounds: int, context_tokens: int, target_width: float,
+) -> tuple[Report, str]:
     from ui.leaderboard import compute_board
 
     if machine is None:
@@ -85,5 +112,4 @@ def report_view(
     report = gather_report(
         board, services.store, machine, cache_dir, context_tokens=context_tokens, target_width=target_width
     )
-    scope = scope_line(mode, category, None, machine, context_tokens)
-    return render_markdown(report, scope), render_html(report, scope, report_charts(report))
+    return report, scope_line(mode, category, None, machine, context_tokens)
