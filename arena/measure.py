@@ -3,13 +3,22 @@
 Backends only yield chunks; here the clock starts when the request is handed to the backend and
 every figure is taken from the stream as the caller sees it:
 
-- ttft_s: request start -> first generated token (a chunk with text or a token count)
+- queue_wait_s: request start -> the engine taking it up, for a backend that says when it does
+  (a transformers worker answers one request at a time; the others wait in line); None otherwise
+- ttft_s: the engine taking the request up (else request start) -> first generated token (a chunk
+  with text or a token count), so time spent waiting in line is not counted as the variant's speed
 - tokens_per_s: decode rate, the tokens after the first chunk over the time from the first chunk
   to the last; None when the answer came in a single chunk
 - total_s: request start -> end of the stream
 - input/output tokens: the engine's own counts when it reports them ("engine"), else the token
   counts on the chunks ("stream"), else one per non-empty chunk ("chunks", an estimate)
-- peak memory: whatever the backend measured, with its kind (cuda-peak, rss-peak, server)
+- total_s: request start -> end of the stream, the wait in line included
+- stalled: a gap of more than `STALL_GAP_S` between two chunks, or the per-chunk timeout: the
+  run's timings say more about the machine than the variant (kept out of the speed medians, as are
+  runs that waited in line more than `QUEUE_WAIT_LIMIT_S`)
+- memory: the request's own figures when the backend reports them with its usage, else what the
+  backend reports after the stream: weights, the request's peak above what was in use before it
+  (KV cache, activations), the process total at that peak, and their kind (cuda, rss, server)
 """
 
 from __future__ import annotations
@@ -31,9 +40,20 @@ ChunkCallback = Callable[[Chunk, float], None]
 #: browser opening its event stream, the UI's snapshots) is not kept waiting (docs/benchmarks.md).
 _FAIR_SLICE_S = 0.00025
 
+#: A run that waited longer than this for its engine (seconds) is left out of speed medians.
+QUEUE_WAIT_LIMIT_S = 0.5
+#: A gap between two chunks longer than this (seconds) marks the run stalled: no variant's decode
+#: step takes that long on hardware it fits, while a swapping or stopped worker does.
+STALL_GAP_S = 5.0
+
 
 @dataclass(frozen=True)
 class Stats:
+    """One run's figures (see the module's docstring). Memory: `weights_bytes` (the model's
+    parameters and buffers), `request_peak_bytes` (this request's peak above what was in use
+    before it), `peak_memory_bytes` (the process total at that peak, or a server's own figure),
+    labelled by `memory_kind`."""
+
     ttft_s: float | None = None
     tokens_per_s: float | None = None
     total_s: float | None = None
@@ -44,8 +64,25 @@ class Stats:
     weights_bytes: int | None = None
     memory_kind: str = ""
     token_source: str = ""
+    request_peak_bytes: int | None = None
+    queue_wait_s: float | None = None
+    stalled: bool = False
     #: The engine's own figures (Ollama's durations, llama.cpp's timings), shown beside ours.
     server: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
+
+    @property
+    def own_memory_bytes(self) -> int | None:
+        """The variant's own memory: weights + this request's peak where both were measured,
+        else `peak_memory_bytes` (a remote engine's own figure, or a run stored before request
+        peaks were measured)."""
+        if self.weights_bytes is not None and self.request_peak_bytes is not None:
+            return self.weights_bytes + self.request_peak_bytes
+        return self.peak_memory_bytes
+
+    @property
+    def speed_counts(self) -> bool:
+        """Whether the timings describe the variant: it neither waited in line nor stalled."""
+        return not self.stalled and (self.queue_wait_s is None or self.queue_wait_s <= QUEUE_WAIT_LIMIT_S)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -59,6 +96,9 @@ class Stats:
             "weights_bytes": self.weights_bytes,
             "memory_kind": self.memory_kind,
             "token_source": self.token_source,
+            "request_peak_bytes": self.request_peak_bytes,
+            "queue_wait_s": self.queue_wait_s,
+            "stalled": self.stalled,
             "server": dict(self.server),
         }
 
@@ -131,6 +171,8 @@ async def measure(
     first_at: float | None = None
     last_at: float | None = None
     first_tokens = streamed_tokens = chunks_with_text = 0
+    taken_up_at: float | None = None  # when the engine took the request up, if it says
+    longest_gap = 0.0
     turn_started = started
     error: ArenaError | None = None
     try:
@@ -144,12 +186,16 @@ async def measure(
                 except StopAsyncIteration:
                     break
                 now = clock()
+                if chunk.started and taken_up_at is None:
+                    taken_up_at = now
                 if chunk.usage is not None:
                     usage = chunk.usage
                 produced = chunk.tokens or (1 if chunk.text or chunk.tool_call else 0)
                 if produced:
                     if first_at is None:
                         first_at, first_tokens = now, produced
+                    elif last_at is not None:
+                        longest_gap = max(longest_gap, now - last_at)
                     last_at = now
                     streamed_tokens += chunk.tokens
                     chunks_with_text += 1 if (chunk.text or chunk.tool_call) else 0
@@ -186,13 +232,15 @@ async def measure(
     rate = None
     if first_at is not None and last_at is not None and last_at > first_at and decode_tokens > 0:
         rate = decode_tokens / (last_at - first_at)
-    memory = None
-    try:
-        memory = await backend.memory()
-    except Exception:
-        memory = None  # a dead worker has no figures to give; the error already says why
+    memory = usage.memory if usage is not None else None
+    if memory is None:
+        try:
+            memory = await backend.memory()
+        except Exception:
+            memory = None  # a dead worker has no figures to give; the error already says why
+    generation_started = started if taken_up_at is None else taken_up_at
     stats = Stats(
-        ttft_s=None if first_at is None else first_at - started,
+        ttft_s=None if first_at is None else first_at - generation_started,
         tokens_per_s=rate,
         total_s=ended - started,
         input_tokens=usage.input_tokens if usage else None,
@@ -202,6 +250,9 @@ async def measure(
         weights_bytes=(memory.weights_bytes if memory and memory.weights_bytes else weights_bytes),
         memory_kind=memory.kind if memory else "",
         token_source=source,
+        request_peak_bytes=memory.request_peak_bytes if memory else None,
+        queue_wait_s=None if taken_up_at is None else taken_up_at - started,
+        stalled=longest_gap > STALL_GAP_S or isinstance(error, VariantTimeout),
         server=MappingProxyType({**(usage.server if usage else {}), **(memory.server if memory else {})}),
     )
     return Result(

@@ -37,9 +37,10 @@ if TYPE_CHECKING:
 DEFAULT_TARGET_WIDTH = 100.0
 """Elo: an interval of +-50, narrow enough to tell apart variants about 100 Elo apart."""
 
-MEMORY_LABEL = "peak memory as measured"
+MEMORY_LABEL = "memory: weights + request peak"
 """What the memory figure is (`memory_of`), in a heading; `MEMORY_NOTE` says more."""
-MEMORY_NOTE = "a worker's peak RSS or peak CUDA allocation, or a server's own figure, by backend"
+MEMORY_NOTE = ("parameters and buffers as loaded, plus the request's peak above the loaded baseline (KV cache, "
+               "activations); a server's own figure for remote engines")
 
 UNKNOWN_FIT = "unknown"
 

@@ -1,4 +1,5 @@
-"""How a variant is doing: loading, ready, restarting or unavailable.
+"""How a variant is doing: loading, ready, restarting, unavailable or unloaded (by a user, to free
+its memory: `ui.services.ArenaServices.unload_variant`; it loads again on request).
 
 `arena.lineup.Variant.state` is the one place that answers it; the Variants tab, the Compare
 tab's notes and the drawing of blind battles all read it, so they cannot disagree. A backend that
@@ -13,7 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Literal, Protocol, runtime_checkable
 
-Phase = Literal["loading", "ready", "restarting", "unavailable"]
+Phase = Literal["loading", "ready", "restarting", "unavailable", "unloaded"]
 
 
 @dataclass(frozen=True)
@@ -35,8 +36,8 @@ class VariantState:
 
     @property
     def settled(self) -> bool:
-        """Ready or unavailable: nothing will change until something happens to the variant."""
-        return self.phase in ("ready", "unavailable")
+        """Ready, unavailable or unloaded: nothing will change until something happens to the variant."""
+        return self.phase in ("ready", "unavailable", "unloaded")
 
     def label(self, now: float | None = None) -> str:
         """A short status for a table: `loading 40%`, `restarting (try 2 of 3, next in 2 s)`..."""

@@ -134,6 +134,9 @@ class Usage:
     #: The engine's own figures, in seconds or counts, named as the engine names them
     #: (e.g. Ollama's eval_duration, llama.cpp's predicted_per_second).
     server: Mapping[str, float] = field(default_factory=dict)
+    #: The memory this very request used, when the backend measures it per request (a local
+    #: worker): preferred over `Backend.memory()`, which another request may have updated since.
+    memory: MemoryReport | None = None
 
 
 @dataclass(frozen=True)
@@ -142,6 +145,9 @@ class Chunk:
 
     `tokens` is how many generated tokens this chunk accounts for, when the backend knows it
     (0 when it does not: the measuring wrapper then counts chunks, and says so).
+    `started` marks the (empty) chunk a backend yields when the engine begins working on the
+    request, after waiting in line behind others: the wrapper reports that wait as the queue
+    wait and times TTFT from here.
     """
 
     text: str = ""
@@ -149,6 +155,7 @@ class Chunk:
     tokens: int = 0
     tool_call: ToolCall | None = None
     usage: Usage | None = None
+    started: bool = False
 
 
 @dataclass(frozen=True)
@@ -183,14 +190,26 @@ class LoadReport:
 @dataclass(frozen=True)
 class MemoryReport:
     """Memory used by a variant. `kind` says what was measured, so numbers are never mixed up:
-    'cuda-peak' (peak CUDA allocation during the last request), 'rss-peak' (the worker's peak
-    resident memory), or 'server' (what a remote engine reports)."""
+    'cuda' (torch's CUDA allocations on the model's GPUs), 'rss' (the worker process's resident
+    memory), 'server' (what a remote engine reports); 'cuda-peak'/'rss-peak' in runs stored
+    before per-request figures, where `peak_bytes` was the process's lifetime peak.
+
+    - `weights_bytes`: the model's parameters and buffers as they lie in memory (packed size
+      for quantized weights), `weights_by_device` the same by device ("cpu", "cuda:0", ...);
+    - `request_peak_bytes`: the last request's peak above what was in use just before it (KV
+      cache, activations, inputs): on CUDA summed over the model's GPUs, on a CPU the worker's
+      RSS sampled during generation;
+    - `peak_bytes`: the process total at that peak (RSS, or CUDA memory reserved by torch), or
+      a server's own figure. The variant's own memory is weights + request peak.
+    """
 
     peak_bytes: int | None
     weights_bytes: int | None
     kind: str
     #: The engine's own memory figures, named as it names them (e.g. Ollama's size_vram).
     server: Mapping[str, float] = field(default_factory=dict)
+    request_peak_bytes: int | None = None
+    weights_by_device: Mapping[str, int] = field(default_factory=dict)
 
 
 @runtime_checkable

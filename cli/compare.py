@@ -185,8 +185,10 @@ def render_text(result: Result) -> str:
     lines.append(
         f"TTFT {format_seconds(s.ttft_s)} | decode {rate} | total {format_seconds(s.total_s)} | "
         f"tokens in {s.input_tokens if s.input_tokens is not None else '-'} / out {s.output_tokens} | "
-        f"peak memory {format_bytes(s.peak_memory_bytes)} ({s.memory_kind or 'n/a'}) | "
-        f"weights {format_bytes(s.weights_bytes)} | load {format_seconds(s.load_s)}"
+        f"memory {format_bytes(s.own_memory_bytes)}: weights {format_bytes(s.weights_bytes)} + this request "
+        f"{format_bytes(s.request_peak_bytes)} (process {format_bytes(s.peak_memory_bytes)}, "
+        f"{s.memory_kind or 'n/a'}) | load {format_seconds(s.load_s)}"
+        + (f" | waited in line {format_seconds(s.queue_wait_s)} (not in TTFT)" if s.queue_wait_s else "")
     )
     if s.server:  # the engine's own figures, beside ours, never mixed in
         lines.append("engine's own figures: " + ", ".join(f"{k} {v:.4g}" for k, v in sorted(s.server.items())))

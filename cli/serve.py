@@ -24,8 +24,10 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from arena.errors import ArenaError, UsageError
+from arena.hardware import Gpu
 from arena.limits import Limits
-from arena.lineup import create_lineup
+from arena.lineup import MemoryPolicy, create_lineup
+from arena.pool import CPU, Budget
 from arena.settings import Settings
 from arena.users import UserDirectory
 from backends.registry import Registry, VariantSpec, default_registry
@@ -81,7 +83,57 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
                         "side's pace, whole shows both once both are complete; either way speed gives no side away")
     p.add_argument("--timeout", type=float, default=120.0, metavar="S",
                    help="stop a variant that produces nothing for this many seconds (default 120)")
+    p.add_argument("--max-memory", metavar="SIZE[,cpu=SIZE,0=SIZE]",
+                   help="the memory the local variants may hold: 24GiB (RAM) or cpu=16GiB,0=20GiB (RAM and "
+                        "GPU 0). A variant that would not fit is refused before loading. Default: the RAM "
+                        "available at start and each GPU's free memory, less the headroom `python app.py "
+                        "hardware` leaves for the runtime; a pool not named keeps its default")
+    p.add_argument("--evict", choices=("off", "lru"), default="off",
+                   help="loading a variant on the Variants tab that would not fit: off (default) refuses; "
+                        "lru unloads the least recently used variants first")
     add_limit_arguments(p)
+
+
+def memory_policy(args: argparse.Namespace, settings: Settings, probe_gpus: bool = True) -> MemoryPolicy:
+    """The memory budget of `--max-memory` and `--evict` over this machine's default: the RAM
+    available now and (where NVML reports them) each GPU's free memory, less `arena.hardware`'s
+    headroom. GPUs are read through NVML only: torch would open a CUDA context in this process
+    (and on ZeroGPU, `probe_gpus` False, nothing may touch CUDA before launch). Where the GPUs
+    are unknown, a variant that names no device is counted once loaded, on the device it reports."""
+    import psutil
+
+    from arena.hardware import (
+        GPU_RESERVE_BYTES,
+        GPU_RESERVE_FRACTION,
+        RAM_RESERVE_BYTES,
+        RAM_RESERVE_FRACTION,
+        usable_bytes,
+    )
+
+    given = Budget.parse(args.max_memory) if getattr(args, "max_memory", None) else Budget()
+    caps = {CPU: usable_bytes(int(psutil.virtual_memory().available), RAM_RESERVE_BYTES, RAM_RESERVE_FRACTION)}
+    gpus = _nvml_gpus() if probe_gpus else None
+    for index, gpu in enumerate(gpus or ()):
+        seen = gpu.free_bytes if gpu.free_bytes is not None else gpu.total_bytes
+        caps[str(index)] = usable_bytes(seen, GPU_RESERVE_BYTES, GPU_RESERVE_FRACTION)
+    if gpus or any(pool != CPU for pool in given.caps):
+        default_pool = "0"
+    elif gpus is not None or not Path("/dev/nvidiactl").exists():  # NVML says none, or no NVIDIA driver
+        default_pool = CPU
+    else:
+        default_pool = ""  # unknown until loaded
+    return MemoryPolicy(budget=given.over(Budget(MappingProxyType(caps))), evict=getattr(args, "evict", "off") == "lru",
+                        default_pool=default_pool, cache_dir=settings.cache_dir)
+
+
+def _nvml_gpus() -> tuple[Gpu, ...] | None:
+    """This machine's GPUs as NVML sees them; None where NVML is not installed or does not answer."""
+    from arena.machine import probe_gpus
+
+    if importlib.util.find_spec("pynvml") is None:
+        return None
+    gpus, source, _ = probe_gpus()  # NVML first: torch is asked only when NVML fails
+    return gpus if source == "NVML" else None
 
 
 def check_exposure(host: str, users: str | None, no_auth: bool, space: bool = False) -> None:
@@ -219,7 +271,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if space and space.zero_gpu:
         specs = on_zero_gpu(specs, registry)
     users = UserDirectory(args.users) if args.users else None  # a missing or bad file stops here
-    lineup = create_lineup(specs, registry, settings)
+    memory = memory_policy(args, settings, probe_gpus=not (space and space.zero_gpu))
+    lineup = create_lineup(specs, registry, settings, memory=memory)
 
     from storage import open_store
     from ui.access import Access
@@ -249,7 +302,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                 services.start_loading(_log_loaded)
             app = ArenaApp(services, access, sign_in=sign_in)
             app.blocks.queue(**queue_options(limits))
-            print(f"Gemma Arena: votes in {settings.db_path}{_space_note(space)}", file=sys.stderr, flush=True)
+            print(f"Gemma Arena: votes in {settings.db_path}{_space_note(space)}; memory budget: "
+                  f"{memory.budget.describe()}", file=sys.stderr, flush=True)
             # Not blocking: Gradio's own wait, on Ctrl-C, closes only its HTTP server, which then
             # waits up to 5 s for the open heartbeats and event streams; stop() below ends them first.
             app.blocks.launch(server_name=host, server_port=port, css=CSS, prevent_thread_lock=True,

@@ -296,7 +296,8 @@ def _runs_since(db: Database, since: int, flags: dict[str, list[tuple[int, tuple
             current = runs_record(battle_id, [], recorded_at, [(battle_id, p, w) for p, w in found])
         server = json.loads(stats.pop())
         calls = tuple(ToolCall(call["name"], call["arguments"]) for call in json.loads(tool_calls))
-        measured = Stats(**dict(zip(STAT_COLUMNS, stats, strict=True)), server=server)
+        values = dict(zip(STAT_COLUMNS, stats, strict=True))
+        measured = Stats(**{**values, "stalled": bool(values["stalled"])}, server=server)
         current["results"].append(Result(variant, text, thinking, calls, measured, error, error_kind).to_json())
     if current is not None:
         yield current
@@ -448,7 +449,8 @@ def _result(value: Record) -> Result:
         text=value["text"],
         thinking=value["thinking"],
         tool_calls=tuple(ToolCall(call["name"], call["arguments"]) for call in value["tool_calls"]),
-        stats=Stats(**{name: stats[name] for name in STAT_COLUMNS}, server=stats["server"]),
+        # a figure a record lacks (written before m003 added it) takes the default
+        stats=Stats(**{name: stats[name] for name in STAT_COLUMNS if name in stats}, server=stats["server"]),
         error=value["error"],
         error_kind=value["error_kind"],
     )

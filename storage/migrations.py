@@ -10,6 +10,12 @@ finished otherwise), and a vote is one row per battle.
 m002 adds `identity_flags`: one row per run whose answer or thinking names a model family or
 maker (`arena.identity`), with the words found. A battle with any such row is flagged, and
 ratings leave it out unless asked. Runs recorded before m002 are checked once, when it is applied.
+
+m003 adds to `runs` the figures that make memory and timings honest: `request_peak_bytes` (the
+request's peak above what was in use before it; the variant's own memory is weights + this),
+`queue_wait_s` (time waiting in line for the engine, apart from TTFT) and `stalled` (a long gap
+between chunks, or a timeout). Older runs keep NULL and 0: their `peak_memory_bytes` was the
+worker's lifetime peak (`memory_kind` rss-peak, cuda-peak), not the model's own.
 """
 
 from __future__ import annotations
@@ -125,6 +131,14 @@ def m002_identity_flags(db: Database) -> None:
         if (words := identity_words(text, thinking))
     ]
     db.conn.executemany("INSERT INTO identity_flags (battle_id, position, words) VALUES (?, ?, ?)", flags)
+
+
+@migrations()
+def m003_run_memory_and_waits(db: Database) -> None:
+    # ADD COLUMN rewrites no row, so the append-only triggers are not involved
+    db.execute("ALTER TABLE runs ADD COLUMN request_peak_bytes INTEGER")
+    db.execute("ALTER TABLE runs ADD COLUMN queue_wait_s REAL")
+    db.execute("ALTER TABLE runs ADD COLUMN stalled INTEGER NOT NULL DEFAULT 0 CHECK (stalled IN (0, 1))")
 
 
 def _append_only(db: Database, table: str, action: str) -> None:

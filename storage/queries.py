@@ -20,6 +20,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
+from arena.measure import QUEUE_WAIT_LIMIT_S
 from arena.ratings import PairOutcome
 from arena.votes import CastVote, Vote
 
@@ -47,6 +48,9 @@ STAT_COLUMNS = (
     "weights_bytes",
     "memory_kind",
     "token_source",
+    "request_peak_bytes",
+    "queue_wait_s",
+    "stalled",
 )
 
 
@@ -91,7 +95,9 @@ class StoredBattle:
 @dataclass(frozen=True)
 class VariantSpeed:
     """Medians over a variant's successful runs in named comparisons and voted battles (None where
-    no run measured the figure)."""
+    no run measured the figure). Speed medians leave out runs that waited in line or stalled;
+    `median_peak_memory_bytes` is the variant's own memory (weights + request peak, or a
+    server's figure), never a worker's process total."""
 
     variant: str
     runs: int
@@ -310,27 +316,40 @@ def battle_counts(db: Database, *, voted_only: bool = False) -> dict[frozenset[s
 
 
 def speed_by_variant(db: Database) -> list[VariantSpeed]:
-    """Per variant, medians of decode rate, time to first token and peak memory over its
+    """Per variant, medians of decode rate, time to first token and own memory over its
     successful runs, sorted by variant. Only runs of named comparisons and of voted battles
     count: a blind battle's figures are shown with its reveal, after the vote, and one left
-    unvoted must not publish them here (the speed of "Model A" would tell who it was)."""
-    figures: dict[str, list[tuple[Any, Any, Any]]] = defaultdict(list)
-    for variant, rate, ttft, peak in db.execute(
-        "SELECT s.variant, r.tokens_per_s, r.ttft_s, r.peak_memory_bytes FROM runs r "
+    unvoted must not publish them here (the speed of "Model A" would tell who it was).
+
+    Speed leaves out runs that waited in line more than `QUEUE_WAIT_LIMIT_S` or stalled (their
+    timings measured the queue or the machine); memory counts them, as it does not depend on it.
+    Memory is `Stats.own_memory_bytes`: weights + request peak; for runs without a request peak
+    (remote engines; local runs stored before m003) the peak figure they carry."""
+    speeds: dict[str, list[tuple[Any, Any]]] = defaultdict(list)
+    memories: dict[str, list[Any]] = defaultdict(list)
+    for variant, rate, ttft, own_memory, waited in db.execute(
+        "SELECT s.variant, r.tokens_per_s, r.ttft_s, "
+        "CASE WHEN r.request_peak_bytes IS NOT NULL AND r.weights_bytes IS NOT NULL "
+        "THEN r.weights_bytes + r.request_peak_bytes "
+        "ELSE r.peak_memory_bytes END, "
+        "r.stalled OR IFNULL(r.queue_wait_s > ?, 0) FROM runs r "
         "JOIN sides s ON s.battle_id = r.battle_id AND s.position = r.position "
         "JOIN battles b ON b.id = r.battle_id WHERE r.error IS NULL "
-        "AND (b.mode = 'named' OR EXISTS (SELECT 1 FROM votes v WHERE v.battle_id = r.battle_id))"
+        "AND (b.mode = 'named' OR EXISTS (SELECT 1 FROM votes v WHERE v.battle_id = r.battle_id))",
+        [QUEUE_WAIT_LIMIT_S],
     ):
-        figures[variant].append((rate, ttft, peak))
+        memories[variant].append(own_memory)
+        if not waited:
+            speeds[variant].append((rate, ttft))
     return [
         VariantSpeed(
             variant=variant,
-            runs=len(rows),
-            median_tokens_per_s=_median(row[0] for row in rows),
-            median_ttft_s=_median(row[1] for row in rows),
-            median_peak_memory_bytes=_median(row[2] for row in rows),
+            runs=len(memories[variant]),
+            median_tokens_per_s=_median(row[0] for row in speeds[variant]),
+            median_ttft_s=_median(row[1] for row in speeds[variant]),
+            median_peak_memory_bytes=_median(memories[variant]),
         )
-        for variant, rows in sorted(figures.items())
+        for variant in sorted(memories)
     ]
 
 

@@ -113,8 +113,8 @@ def insert_runs(
     db.conn.executemany(
         "INSERT INTO runs (battle_id, position, recorded_at, text, thinking, tool_calls, error, error_kind, "
         "ttft_s, tokens_per_s, total_s, input_tokens, output_tokens, peak_memory_bytes, load_s, "
-        "weights_bytes, memory_kind, token_source, server) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "weights_bytes, memory_kind, token_source, server, request_peak_bytes, queue_wait_s, stalled) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [_run_values(battle_id, position, result, recorded_at) for position, result in enumerate(results)],
     )
     insert_flags(db, result_flags(battle_id, results) if flags is None else flags)
@@ -165,6 +165,9 @@ def _run_values(battle_id: str, position: int, result: Result, recorded_at: floa
         s.memory_kind,
         s.token_source,
         json.dumps(dict(s.server)),
+        s.request_peak_bytes,
+        s.queue_wait_s,
+        int(bool(s.stalled)),
     )
 
 

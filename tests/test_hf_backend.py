@@ -196,8 +196,10 @@ def test_prompt_beyond_the_context_is_a_clear_error(pair: Lineup) -> None:
 def test_memory_and_load_figures_are_recorded(pair: Lineup) -> None:
     result = asyncio.run(run_all(pair.variants[:1], Request(prompt="hi", max_new_tokens=4)))[0]
     stats = result.stats
-    assert stats.memory_kind == "rss-peak"
+    assert stats.memory_kind == "rss"
     assert stats.weights_bytes and stats.peak_memory_bytes and stats.peak_memory_bytes > stats.weights_bytes
+    assert stats.request_peak_bytes is not None and stats.request_peak_bytes < stats.peak_memory_bytes
+    assert stats.queue_wait_s is not None and not stats.stalled
     assert stats.load_s and stats.load_s > 0
     big = asyncio.run(run_all(pair.variants[1:], Request(prompt="hi", max_new_tokens=4)))[0]
     assert big.stats.weights_bytes > stats.weights_bytes  # 31B stand-in is larger than E2B's

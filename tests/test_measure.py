@@ -11,9 +11,9 @@ import pytest
 from arena.errors import GenerationError
 from arena.fanout import fan_out, run_all
 from arena.lineup import Lineup, create_lineup, load_all
-from arena.measure import measure
+from arena.measure import STALL_GAP_S, measure
 from arena.settings import Settings
-from backends.base import Capabilities, Chunk, Media, Request, ToolCall, Usage
+from backends.base import Capabilities, Chunk, Media, MemoryReport, Request, ToolCall, Usage
 from backends.registry import VariantSpec
 from tests.support.scripted import ScriptedBackend, Step, registry_with, tokens
 
@@ -56,6 +56,36 @@ def test_stats_follow_the_documented_definitions() -> None:
     assert result.stats.token_source == "engine"
     assert result.stats.load_s == 1.5
     assert result.stats.peak_memory_bytes == 1000
+
+
+def test_a_wait_in_line_is_reported_apart_from_ttft() -> None:
+    clock = FakeClock()
+    steps = [Step(2.0, Chunk(started=True)), Step(0.3, Chunk(text="a", tokens=1)), Step(0.1, Chunk(text="b", tokens=1))]
+    result = asyncio.run(measure(ClockedBackend(clock, steps), REQUEST, clock=clock))
+    assert result.stats.queue_wait_s == pytest.approx(2.0)
+    assert result.stats.ttft_s == pytest.approx(0.3)  # from the engine taking it up, not from sending
+    assert result.stats.total_s == pytest.approx(2.4)
+    assert not result.stats.stalled and not result.stats.speed_counts  # waited > QUEUE_WAIT_LIMIT_S
+
+
+def test_a_long_gap_between_chunks_marks_the_run_stalled() -> None:
+    clock = FakeClock()
+    steps = [Step(0.1, Chunk(text="a", tokens=1)), Step(STALL_GAP_S + 1, Chunk(text="b", tokens=1))]
+    result = asyncio.run(measure(ClockedBackend(clock, steps), REQUEST, clock=clock))
+    assert result.ok and result.stats.stalled and result.stats.queue_wait_s is None
+    steady = [Step(0.1, Chunk(text="a", tokens=1)), Step(STALL_GAP_S - 1, Chunk(text="b", tokens=1))]
+    other = FakeClock()
+    assert not asyncio.run(measure(ClockedBackend(other, steady), REQUEST, clock=other)).stats.stalled
+
+
+def test_memory_reported_with_the_usage_is_that_requests_own() -> None:
+    clock = FakeClock()
+    mine = MemoryReport(peak_bytes=900, weights_bytes=100, kind="rss", request_peak_bytes=30)
+    steps = [Step(0.1, Chunk(text="a", tokens=1)), Step(0.1, Chunk(usage=Usage(output_tokens=1, memory=mine)))]
+    stats = asyncio.run(measure(ClockedBackend(clock, steps), REQUEST, clock=clock)).stats
+    # not the backend's memory() (1000), which a later request may already have replaced
+    assert (stats.weights_bytes, stats.request_peak_bytes, stats.peak_memory_bytes) == (100, 30, 900)
+    assert stats.own_memory_bytes == 130 and stats.memory_kind == "rss"
 
 
 def test_tokens_are_counted_from_chunks_when_the_engine_reports_none() -> None:

@@ -68,7 +68,7 @@ CREATE TABLE runs (
     weights_bytes INTEGER,
     memory_kind TEXT NOT NULL,
     token_source TEXT NOT NULL,
-    server TEXT NOT NULL,
+    server TEXT NOT NULL, request_peak_bytes INTEGER, queue_wait_s REAL, stalled INTEGER NOT NULL DEFAULT 0 CHECK (stalled IN (0, 1)),
     UNIQUE (battle_id, position),
     FOREIGN KEY (battle_id, position) REFERENCES sides (battle_id, position)
 );
@@ -163,6 +163,32 @@ def test_identity_flags_migration_checks_the_runs_stored_before_it(settings: Set
     assert applied_migrations(settings.db_path) == known_migrations()
     with closing(sqlite3.connect(settings.db_path)) as conn, pytest.raises(sqlite3.IntegrityError, match="append-only"):
         conn.execute("DELETE FROM identity_flags")
+
+
+def test_run_memory_migration_keeps_older_runs_and_their_figures(settings: Settings) -> None:
+    settings.db_path.parent.mkdir(parents=True)
+    with Database(settings.db_path) as db:
+        migrations.apply(db, stop_before="m003_run_memory_and_waits")  # a database of the version before
+        db.execute(
+            "INSERT INTO battles (id, created_at, mode, voter, sides, prompt, request, has_image, has_audio, source) "
+            "VALUES ('old', 1.0, 'named', 'ann', 2, 'hi', '{}', 0, 0, 'arena')"
+        )
+        for position in range(2):
+            db.execute("INSERT INTO sides (battle_id, position, variant) VALUES ('old', ?, ?)",
+                       [position, f"v{position}"])
+            db.execute(
+                "INSERT INTO runs (battle_id, position, recorded_at, text, thinking, tool_calls, peak_memory_bytes, "
+                "memory_kind, token_source, server) VALUES ('old', ?, 2.0, 'a', '', '[]', 800, 'rss-peak', '', '{}')",
+                [position],
+            )
+        db.conn.commit()
+    with open_store(settings.db_path) as store:
+        assert [s.median_peak_memory_bytes for s in store.speed_by_variant()] == [800, 800]
+    with closing(sqlite3.connect(settings.db_path)) as conn:
+        rows = conn.execute("SELECT request_peak_bytes, queue_wait_s, stalled FROM runs").fetchall()
+        assert rows == [(None, None, 0), (None, None, 0)]
+        with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+            conn.execute("UPDATE runs SET stalled = 1")
 
 
 def test_database_from_a_newer_version_is_refused_untouched(settings: Settings) -> None:

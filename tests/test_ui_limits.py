@@ -5,13 +5,15 @@ set up by the same `queue_options` / `launch_options` as `python app.py serve`."
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from gradio_client import Client, handle_file
+from gradio_client.utils import Status
 
 from arena.limits import Limits
 from arena.settings import Settings
@@ -22,7 +24,7 @@ from ui.access import Access
 from ui.app import ArenaApp
 from ui.services import ArenaServices
 
-LIMITS = Limits(max_prompt_chars=1_000, max_upload_bytes=250_000, max_new_tokens_cap=64, max_audio_s=5.0,
+LIMITS = Limits(max_prompt_chars=1_000, max_upload_bytes=250_000, max_new_tokens_cap=3_000, max_audio_s=5.0,
                 max_queue=1)
 
 
@@ -58,7 +60,7 @@ def compare(url: str, text: str, *files: Path, **settings: Any) -> Any:
 
 OVER = [
     ("x" * 1_001, {}, r"the prompt has 1,001 characters; .*at most 1,000.*--max-prompt-chars"),
-    ("hi", {"max_new_tokens": 65}, r"between 1 and 64|greater than maximum value 64"),  # the slider says it first
+    ("hi", {"max_new_tokens": 3_001}, r"between 1 and 3,000|greater than maximum value 3000"),  # or the slider
     ("hi", {"tools": "/etc/passwd"}, r"JSON"),
 ]
 
@@ -128,17 +130,30 @@ def test_an_upload_over_the_size_limit_is_refused_by_the_server(
 
 
 def test_a_full_queue_refuses_the_next_request_at_once(limited: tuple[ArenaServices, str]) -> None:
-    """One event of a kind runs at a time and one may wait (`max_queue` 1): a third is refused."""
+    """One event of a kind runs at a time and one may wait (`max_queue` 1): a third is refused.
+    The first is long (3,000 tokens), and the third is sent only once the server says the first
+    is running and the second waits in the queue, so no timing luck is involved."""
     _, url = limited
-    long = {"prompt": {"text": "A long story", "files": []}, "max_new_tokens": 64, "api_name": "/battle"}
-    running, waiting = client(url).submit(**long), client(url).submit(**long)
+    long = {"prompt": {"text": "A long story", "files": []}, "max_new_tokens": 3_000, "api_name": "/battle"}
+    running = client(url).submit(**long)
+    waiting: Any = None
     try:
-        for _ in running:
-            break  # the first is streaming, so the second waits in the queue
+        _wait_for(lambda: running.status().code in (Status.PROCESSING, Status.ITERATING), "the first to run")
+        waiting = client(url).submit(**long)
+        _wait_for(lambda: waiting.status().code == Status.IN_QUEUE, "the second to wait in the queue")
         with pytest.raises(Exception, match=r"(?i)queue is full"):
             client(url).predict(**long)
     finally:
         for job in (running, waiting):
-            job.cancel()
-            with contextlib.suppress(Exception):
-                job.result()
+            if job is not None:
+                job.cancel()
+                with contextlib.suppress(Exception):
+                    job.result(timeout=60)
+
+
+def _wait_for(condition: Callable[[], bool], what: str, timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"waited {timeout_s:.0f} s for {what}")
+        time.sleep(0.05)

@@ -94,13 +94,14 @@ def test_api_lists_exactly_the_documented_endpoints_with_named_parameters(server
     assert endpoints["unnamed_endpoints"] == {}
     named = endpoints["named_endpoints"]
     assert set(named) == documented_endpoints()
-    assert len(named) == 16
+    assert len(named) == 18
     parameters = {name: [p["parameter_name"] for p in info["parameters"]] for name, info in named.items()}
     assert parameters["/compare"] == COMPARE_PARAMETERS
     assert parameters["/battle"] == BATTLE_PARAMETERS
     assert parameters["/vote_best"] == ["best"]
     assert parameters["/vote_ranking"] == ["rank_1", "rank_2", "rank_3", "rank_4"]
     assert parameters["/leaderboard"] == ["category", "mode", "voter"] and parameters["/discover_ollama"] == ["host"]
+    assert parameters["/load_variant"] == parameters["/unload_variant"] == ["name"]
     unnamed = [(name, p) for name, names in parameters.items() for p in names if p.startswith("param_")]
     assert unnamed == []
     # nothing but the prompt is needed: every other parameter has a default

@@ -213,3 +213,18 @@ def test_serve_with_a_users_file_logs_people_in_on_a_network_address(tmp_path: P
                 == [("bo", "bo")]
     finally:
         kill_group(process)
+
+
+def test_loading_and_unloading_variants_is_for_admins(team: tuple[ArenaServices, str]) -> None:
+    services, url = team
+    bob, ada = login(url, "bob"), login(url, "ada")
+    for endpoint in ("/unload_variant", "/load_variant"):
+        with pytest.raises(Exception, match="admins only"):
+            bob.predict(name="demo:e4b", api_name=endpoint)
+    assert services.variant("demo:e4b").available
+    try:
+        assert ada.predict(name="demo:e4b", api_name="/unload_variant") == "demo:e4b: unloaded"
+        assert services.variant("demo:e4b").state.phase == "unloaded"
+    finally:  # the other tests battle on both variants
+        status = ada.predict(name="demo:e4b", api_name="/load_variant")
+    assert status.startswith("demo:e4b: ready") and services.variant("demo:e4b").available

@@ -96,7 +96,7 @@ class ArenaApp:
                 with gr.Tab("Leaderboard", id="leaderboard") as self.leaderboard_tab:
                     self.leaderboard = render_leaderboard()
                 with gr.Tab("Variants", id="variants"):
-                    self.variants = render_variants()
+                    self.variants = render_variants(services.names)
                 with gr.Tab("Report", id="report") as self.report_tab:
                     self.report = render_report()
                 with gr.Tab("Export", id="export"):
@@ -180,17 +180,21 @@ class ArenaApp:
         self.leaderboard_tab.select(**refresh, api_visibility="private")
         self.leaderboard_tab.select(self.voter_choices, None, [lb.voter], **progress_on(), api_visibility="private")
         # What this caller may use: exports of everyone's votes and discovery are for admins.
-        caller_outputs = [ex.admins_only, v.discover_box, *(ex.buttons[fmt] for fmt in ex.VOTE_FORMATS)]
+        caller_outputs = [ex.admins_only, v.discover_box, v.manage_box, *(ex.buttons[fmt] for fmt in ex.VOTE_FORMATS)]
         caller_outputs += [self.sign_in.status] if self.sign_in else []
         self.blocks.load(self.caller_view, None, caller_outputs, **progress_on(), api_visibility="private")
         if self.sign_in is not None:
             self.blocks.load(self.sign_in.check, None, [self.sign_in.button], **progress_on(),
                              api_visibility="private")
         # Refreshed every second for as long as the page is open: a worker that dies later shows at once.
-        status = {"fn": self.variant_status, "inputs": None, "outputs": [v.table], **progress_on(),
+        status = {"fn": self.variant_status, "inputs": None, "outputs": [v.table, v.memory], **progress_on(),
                   "api_visibility": "private"}
         self.blocks.load(**status)  # the table has a status column: no spinner over it
         v.timer.tick(**status)
+        v.load.click(self.load_variant, [v.manage_name], [v.manage_message], **progress_on(v.manage_message),
+                     api_name="load_variant").then(**status)
+        v.unload.click(self.unload_variant, [v.manage_name], [v.manage_message], **progress_on(v.manage_message),
+                       api_name="unload_variant").then(**status)
         v.discover.click(self.discover_ollama, [v.discover_host], [v.discovered], **progress_on(v.discovered),
                          api_name="discover_ollama")
         for fmt, button in ex.buttons.items():
@@ -230,6 +234,8 @@ class ArenaApp:
                     yield [*self._live(outcome.views, len(self.compare.panels)), outcome.summary]
         except ArenaError as exc:
             raise gr.Error(str(exc)) from exc
+        finally:
+            self._mark_used(session.compare_outcome)
 
     async def finish_compare(self, session: Session) -> dict[Any, Any]:
         outcome = session.compare_outcome
@@ -312,6 +318,8 @@ class ArenaApp:
                     yield [*self._live(outcome.views, len(self.battle.panels)), outcome.summary]
         except ArenaError as exc:
             raise gr.Error(str(exc)) from exc
+        finally:
+            self._mark_used(session.battle_outcome)
 
     def finish_battle(self, session: Session) -> dict[Any, Any]:
         views = session.battle_outcome.views if session.battle_outcome else []
@@ -399,7 +407,8 @@ class ArenaApp:
         admin = caller is not None and caller.admin
         ex = self.export
         shown: dict[Any, Any] = {ex.admins_only: gr.Markdown(visible=not admin),
-                                 self.variants.discover_box: gr.Accordion(visible=admin)}
+                                 self.variants.discover_box: gr.Accordion(visible=admin),
+                                 self.variants.manage_box: gr.Accordion(visible=admin)}
         if self.sign_in is not None:
             shown[self.sign_in.status] = sign_in_status(caller)
         return shown | {ex.buttons[fmt]: gr.Button(visible=admin) for fmt in ex.VOTE_FORMATS}
@@ -419,10 +428,36 @@ class ArenaApp:
                 "yes" if caps and caps.tools else "no", "yes" if caps and caps.thinking else "no",
                 format_seconds(report.load_s) if report else "-",
                 format_bytes(report.weights_bytes) if report else "-",
+                format_bytes(process_memory(variant.backend)) if state.phase in ("ready", "restarting") else "-",
                 report.device if report else "-",
                 state.detail or variant.progress[1],
             ])
-        return {self.variants.table: rows}
+        return {self.variants.table: rows, self.variants.memory: self.services.memory_summary()}
+
+    async def load_variant(self, name: str | None = None, request: gr.Request | None = None,
+                           profile: gr.OAuthProfile | None = None) -> str:
+        """Load the variant `name` (unloaded, or unavailable) within the server's memory budget;
+        returns its new status. One that would not fit is refused with the estimate, what is
+        loaded and the budget (or, with `--evict lru`, the least recently used are unloaded
+        first). Admins only."""
+        return await self._change_variant(self.services.load_variant, "Loading a variant", name, request, profile)
+
+    async def unload_variant(self, name: str | None = None, request: gr.Request | None = None,
+                             profile: gr.OAuthProfile | None = None) -> str:
+        """Unload the variant `name`, freeing its memory until it is loaded again (battles do not
+        draw it meanwhile); returns its new status. Admins only."""
+        return await self._change_variant(self.services.unload_variant, "Unloading a variant", name, request,
+                                          profile)
+
+    async def _change_variant(self, change: Callable[[str], str], what: str, name: str | None,
+                              request: gr.Request | None, profile: gr.OAuthProfile | None) -> str:
+        try:
+            self.access.require_admin(self.access.caller(request, profile), what)
+            if not name:
+                raise UsageError("pick a variant first")
+            return await asyncio.to_thread(change, str(name))
+        except ArenaError as exc:
+            raise gr.Error(str(exc)) from exc
 
     async def discover_ollama(self, host: str | None = None, request: gr.Request | None = None,
                               profile: gr.OAuthProfile | None = None) -> str:
@@ -494,6 +529,11 @@ class ArenaApp:
         return str(out)
 
     # ----------------------------------------------------------------- helpers
+    def _mark_used(self, outcome: ComparisonOutcome | None) -> None:
+        """The variants that answered are the last to be unloaded to make room (`--evict lru`)."""
+        if outcome is not None:
+            self.services.mark_used(r.variant for r in outcome.results if r is not None and r.ok)
+
     def _caller(self, session: Session, request: gr.Request | None, profile: gr.OAuthProfile | None = None) -> Caller:
         """Who sends this event; a session first used by one logged-in user is theirs alone
         (another user who got hold of its id is refused)."""
@@ -542,6 +582,20 @@ def sign_in_status(caller: Caller | None) -> str:
     if caller.vote_refusal:
         return f"{who}: you can compare and battle, but {caller.vote_refusal}."
     return f"{who}: your votes are recorded under your Hugging Face name."
+
+
+def process_memory(backend: object) -> int | None:
+    """The resident memory (RSS) of a backend's worker process now; None without one (a remote
+    variant, an in-process one: its memory is the app's) or when it cannot be read."""
+    import psutil
+
+    pid = getattr(backend, "pid", None)
+    if not isinstance(pid, int):
+        return None
+    try:
+        return int(psutil.Process(pid).memory_info().rss)
+    except psutil.Error:
+        return None
 
 
 def progress_on(component: Any = None) -> dict[str, Any]:

@@ -31,15 +31,16 @@ def _figure(width: float, height: float, ncols: int = 1) -> tuple[Any, Any]:
 
 
 def stats_chart(results: Sequence[Result]) -> Any:
-    """Bars comparing the variants of one comparison: TTFT, decode speed, total time, peak memory."""
+    """Bars comparing the variants of one comparison: TTFT, decode speed, total time, and each
+    variant's own memory (weights + this request's peak, not its process's total)."""
     measured = [r for r in results if r.ok]
     names = [_label(r.variant) for r in measured]
     panels = [
         ("time to first token (s)", [r.stats.ttft_s for r in measured]),
         ("decode (tokens/s)", [r.stats.tokens_per_s for r in measured]),
         ("total (s)", [r.stats.total_s for r in measured]),
-        ("peak memory (MiB)", [None if r.stats.peak_memory_bytes is None else r.stats.peak_memory_bytes / 2**20
-                               for r in measured]),
+        ("memory: weights + request (MiB)",
+         [None if (own := r.stats.own_memory_bytes) is None else own / 2**20 for r in measured]),
     ]
     fig, axes = _figure(11, 2.4, ncols=4)
     for ax, (title, values) in zip(axes, panels, strict=True):
@@ -97,14 +98,15 @@ def win_rate_chart(board: Leaderboard) -> Any:
 
 
 def quality_speed_chart(board: Leaderboard, speeds: Sequence[VariantSpeed]) -> Any:
-    """Rating (with CI) against median decode speed and against median peak memory, per variant:
+    """Rating (with CI) against median decode speed and against median own memory (weights +
+    request peak, `speed_by_variant`), per variant:
     which variant pays on this machine, from the user's own votes and runs."""
     fig, axes = _figure(10, 3.4, ncols=2)
     by_name = {s.variant: s for s in speeds}
     rows = [r for r in board.rows if r.variant in by_name]
     for ax, key, label in (
         (axes[0], "median_tokens_per_s", "median decode speed (tokens/s)"),
-        (axes[1], "median_peak_memory_bytes", "median peak memory (MiB)"),
+        (axes[1], "median_peak_memory_bytes", "median memory: weights + request peak (MiB)"),
     ):
         points = [(r, getattr(by_name[r.variant], key)) for r in rows]
         points = [(r, v / 2**20 if key.endswith("bytes") else v) for r, v in points if v is not None]

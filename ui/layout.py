@@ -15,7 +15,8 @@ from ui.compare import MAX_PANELS, FormOptions
 from ui.leaderboard import CATEGORY_LABELS, COLUMNS, VOTER_COLUMNS
 from ui.views import PanelView
 
-STATUS_COLUMNS = ["variant", "status", "takes", "tools", "thinking", "load time", "weights", "device", "note"]
+STATUS_COLUMNS = ["variant", "status", "takes", "tools", "thinking", "load time", "weights", "process memory",
+                  "device", "note"]
 EXPORT_FORMATS = {
     "csv": "Votes (CSV)",
     "jsonl": "Votes (JSONL)",
@@ -318,24 +319,40 @@ def render_leaderboard() -> LeaderboardTab:
 @dataclass
 class VariantsTab:
     table: Any
+    memory: Any
     timer: Any
+    manage_box: Any
+    manage_name: Any
+    load: Any
+    unload: Any
+    manage_message: Any
     discover_box: Any
     discover_host: Any
     discover: Any
     discovered: Any
 
 
-def render_variants() -> VariantsTab:
+def render_variants(names: list[str]) -> VariantsTab:
     gr.Markdown("The variants this server loaded, how loading went, and what each can take. The demo variants "
-                "are tiny random-weight stand-ins: their answers are random tokens.")
+                "are tiny random-weight stand-ins: their answers are random tokens. Weights are measured at "
+                "load; process memory is the variant's worker process now (its RAM).")
     table = gr.Dataframe(headers=STATUS_COLUMNS, value=[], interactive=False, elem_id="variants-table")
+    memory = gr.Markdown("", elem_id="variants-memory")
     timer = gr.Timer(1.0)
+    with gr.Accordion("Load and unload variants (admins)", open=False, visible=False) as manage_box:
+        with gr.Row():
+            # custom values allowed: an API client names the variant; the server checks the name
+            name = gr.Dropdown(names, value=names[0] if names else None, label="Variant", allow_custom_value=True,
+                               scale=3, elem_id="variants-manage-name")
+            load = gr.Button("Load", scale=1, elem_id="variants-load")
+            unload = gr.Button("Unload", scale=1, elem_id="variants-unload")
+        message = gr.Markdown("", elem_id="variants-manage-message")
     with gr.Accordion("Discover Ollama models (admins)", open=False) as box:
         with gr.Row():
             host = gr.Textbox(label="Ollama host (empty: OLLAMA_HOST or http://127.0.0.1:11434)", scale=3)
             discover = gr.Button("Discover", scale=1, elem_id="ollama-discover")
         discovered = gr.Markdown("")
-    return VariantsTab(table, timer, box, host, discover, discovered)
+    return VariantsTab(table, memory, timer, manage_box, name, load, unload, message, box, host, discover, discovered)
 
 
 @dataclass

@@ -1,7 +1,9 @@
 """What the web UI works with: the variants, the vote store, and loading them in the background.
 
 Built by `cli/serve.py` from settings; handlers receive it, nothing is global. How each variant is
-doing (loading, ready, restarting, unavailable) is `Variant.state`, read from the lineup.
+doing (loading, ready, restarting, unavailable, unloaded) is `Variant.state`, read from the lineup.
+Variants are loaded and unloaded here at run time, one change at a time, within the lineup's
+memory budget (`arena.lineup.MemoryPolicy`).
 """
 
 from __future__ import annotations
@@ -9,9 +11,13 @@ from __future__ import annotations
 import asyncio
 import random
 import threading
+from collections.abc import Iterable
 
+from arena.errors import UsageError
 from arena.limits import DEFAULT_LIMITS, Limits
 from arena.lineup import Lineup, LoadProgress, Variant, load_all
+from arena.pool import pool_name
+from arena.units import format_bytes
 from storage import Store
 
 
@@ -39,6 +45,8 @@ class ArenaServices:
         #: What one request may ask (prompt length, uploads, tokens...): checked before any work.
         self.limits = limits
         self._loader: threading.Thread | None = None
+        #: One load or unload at a time: each plans against what the others left in memory.
+        self._changing = threading.Lock()
 
     def start_loading(self, progress: LoadProgress | None = None) -> None:
         """Load every variant in the background; the page is served meanwhile and shows progress
@@ -64,6 +72,43 @@ class ArenaServices:
 
     def variant(self, name: str) -> Variant:
         return self.lineup.get(name)
+
+    def load_variant(self, name: str) -> str:
+        """Load `name` (unloaded, or unavailable) now, within the memory budget; returns its status.
+        Raises UsageError when it would not fit (with the estimate, what is loaded, the budget
+        and what to do), or while the first loading is still going on. Blocks until it is loaded."""
+        with self._change(name):
+            return asyncio.run(self.lineup.load(name))
+
+    def unload_variant(self, name: str) -> str:
+        """Unload `name`, freeing its memory: battles no longer draw it and Compare says so, until
+        it is loaded again. Returns its status."""
+        with self._change(name):
+            return asyncio.run(self.lineup.unload(name))
+
+    def _change(self, name: str) -> threading.Lock:
+        self.lineup.get(name)  # an unknown name is refused with the names there are
+        if self.loading:
+            raise UsageError("the variants are still loading: load or unload one once they are done")
+        return self._changing
+
+    def mark_used(self, names: Iterable[str]) -> None:
+        """These variants just answered (the least recently used is unloaded first)."""
+        self.lineup.mark_used(set(names))
+
+    def memory_summary(self) -> str:
+        """What the variants hold in each pool against its budget, in a line."""
+        used = self.lineup.used_bytes()
+        budget = self.lineup.memory.budget
+        pools = sorted(set(used) | set(budget.caps))
+        if not pools:
+            return "Memory: no local variant holds any; no budget."
+        parts = []
+        for pool in pools:
+            cap = budget.cap(pool)
+            parts.append(f"{pool_name(pool)} {format_bytes(used.get(pool, 0))}"
+                         + (f" of {format_bytes(cap)}" if cap is not None else " (no budget)"))
+        return "Memory held by the variants: " + "; ".join(parts) + "."
 
     def close_variants(self) -> None:
         """End every variant's worker, all at once (`Lineup.close`); answers being generated fail,

@@ -57,15 +57,31 @@ def stats_markdown(stats: Stats, ok: bool = True) -> str:
     tokens = f"{stats.input_tokens if stats.input_tokens is not None else '-'} in / {stats.output_tokens} out"
     if stats.token_source == "chunks":
         tokens += " (estimated from chunks)"
-    memory = format_bytes(stats.peak_memory_bytes)
-    if stats.memory_kind:
-        memory += f" ({md_escape(stats.memory_kind)})"
+    timing = f"TTFT **{format_seconds(stats.ttft_s)}** · decode **{rate}** · total **{format_seconds(stats.total_s)}**"
+    if stats.queue_wait_s is not None and stats.queue_wait_s >= 0.01:
+        timing += f" · waited in line {format_seconds(stats.queue_wait_s)} (not in TTFT)"
+    if stats.stalled:
+        timing += " · stalled (left out of speed medians)"
     lines = [
-        f"TTFT **{format_seconds(stats.ttft_s)}** · decode **{rate}** · total **{format_seconds(stats.total_s)}**",
-        f"tokens {tokens} · peak memory {memory} · weights {format_bytes(stats.weights_bytes)} · "
-        f"load {format_seconds(stats.load_s)}",
+        timing,
+        f"tokens {tokens} · {memory_text(stats)} · load {format_seconds(stats.load_s)}",
     ]
     if stats.server:
         engine = ", ".join(f"{md_escape(k)} {v:.3g}" for k, v in sorted(stats.server.items()))
         lines.append(f"engine's own figures: {engine}")
     return "  \n".join(lines) if ok or stats.total_s else ""
+
+
+def memory_text(stats: Stats) -> str:
+    """The variant's own memory (weights + this request's peak) with the process total beside it,
+    each labelled; a remote engine's figure as it reports it."""
+    if stats.request_peak_bytes is None:
+        label = f" ({md_escape(stats.memory_kind)})" if stats.memory_kind else ""
+        process = format_bytes(stats.peak_memory_bytes)
+        return f"peak memory {process}{label} · weights {format_bytes(stats.weights_bytes)}"
+    kind = f", {md_escape(stats.memory_kind)}" if stats.memory_kind else ""
+    return (
+        f"peak memory **{format_bytes(stats.own_memory_bytes)}**: weights {format_bytes(stats.weights_bytes)} "
+        f"+ this request {format_bytes(stats.request_peak_bytes)} "
+        f"(process {format_bytes(stats.peak_memory_bytes)}{kind})"
+    )

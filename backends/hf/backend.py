@@ -210,13 +210,18 @@ class HFBackend:
             while True:
                 message = await sink.get()
                 kind = message[0]
-                if kind == "chunks":  # several to a message (backends/hf/outbox.py)
+                if kind == "started":  # the worker took it up: the wait in line ends here
+                    yield Chunk(started=True)
+                elif kind == "chunks":  # several to a message (backends/hf/outbox.py)
                     for chunk in message[2]:
                         yield chunk
                 elif kind == "done":
                     finished = True
                     self._memory = message[3]
-                    yield Chunk(usage=message[2])
+                    usage = message[2]
+                    if usage.memory is None:  # a ZeroGPU answer reports its memory beside the usage
+                        usage = dataclasses.replace(usage, memory=message[3])
+                    yield Chunk(usage=usage)
                     return
                 elif kind == "error":
                     finished = True

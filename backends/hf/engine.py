@@ -7,7 +7,6 @@ the demo variants take exactly the same path.
 
 from __future__ import annotations
 
-import resource
 import threading
 import time
 from pathlib import Path
@@ -29,6 +28,7 @@ from backends.base import (
 )
 from backends.hf.gemma_output import GemmaOutputParser, Markers
 from backends.hf.inputs import chat_messages, decode_audio, decode_image
+from backends.hf.memory import probe_for, weights_by_device
 from backends.hf.options import HFOptions
 from backends.hf.quantization import check_quantized_model_runs, quantization_config, route_unpackable_layers
 
@@ -49,8 +49,8 @@ class Engine:
         self.tokenizer: Any = None
         self.capabilities = Capabilities()
         self._device = "cpu"
-        self._last_peak: int | None = None
-        self._weights: int | None = None
+        self._weights: dict[str, int] = {}
+        self._last: MemoryReport | None = None
 
     # ----------------------------------------------------------------- loading
     def load(self, progress: ProgressFn = no_progress) -> LoadReport:
@@ -86,11 +86,11 @@ class Engine:
         if self.options.quantize:
             notes += self._check_quantized()
         self.capabilities = self._capabilities(config)
-        self._weights = int(self.model.get_memory_footprint())
+        self._weights = weights_by_device(self.model)
         return LoadReport(
             load_s=time.perf_counter() - started,
             capabilities=self.capabilities,
-            weights_bytes=self._weights,
+            weights_bytes=sum(self._weights.values()),
             device=self._device,
             dtype=str(next(self.model.parameters()).dtype).removeprefix("torch."),
             quantization=self.options.quantize,
@@ -212,14 +212,15 @@ class Engine:
 
     def generate(self, request: Request, sink: TokenSink, cancelled: threading.Event) -> Usage:
         """Generate the answer to `request`, handing each new token's id to `sink` as it comes
-        (from this thread; the sink must not block). Stops at the next token once `cancelled` is set."""
-        inputs, kwargs = self.prepare(request)
-        streamer = _Streamer(sink)
-        if request.seed is not None:
-            torch.manual_seed(request.seed)
-        if self._device.startswith("cuda"):
-            torch.cuda.reset_peak_memory_stats()
+        (from this thread; the sink must not block). Stops at the next token once `cancelled` is set.
+        The usage carries this request's memory figures (`backends.hf.memory`)."""
+        probe = probe_for(list(self._weights) or [self._device])
+        probe.start()  # before the inputs are built: they are part of what the request costs
         try:
+            inputs, kwargs = self.prepare(request)
+            streamer = _Streamer(sink)
+            if request.seed is not None:
+                torch.manual_seed(request.seed)
             with torch.inference_mode():
                 self.model.generate(
                     **inputs, **kwargs, streamer=streamer,
@@ -231,8 +232,10 @@ class Engine:
             ) from exc
         finally:
             sink.end()
-        self._last_peak = self._peak_memory()
-        return Usage(input_tokens=int(inputs["input_ids"].shape[1]), output_tokens=streamer.generated)
+            probe.stop()
+        self._last = self._report(probe.kind, probe.request_peak_bytes, probe.process_bytes)
+        return Usage(input_tokens=int(inputs["input_ids"].shape[1]), output_tokens=streamer.generated,
+                     memory=self._last)
 
     def _inputs(self, request: Request) -> Any:
         messages = chat_messages(request)
@@ -268,17 +271,23 @@ class Engine:
         return None if token_id is None or token_id == self.tokenizer.unk_token_id else int(token_id)
 
     # ------------------------------------------------------------------ memory
-    def _peak_memory(self) -> int:
-        if self._device.startswith("cuda"):
-            return int(torch.cuda.max_memory_allocated())
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
-
     def memory(self) -> MemoryReport:
-        kind = "cuda-peak" if self._device.startswith("cuda") else "rss-peak"
-        if self.options.in_process:
+        """The figures of the last request (before any: the weights alone)."""
+        if self._last is not None:
+            return self._last
+        kind = "cuda" if any(d.startswith("cuda") for d in self._weights) else "rss"
+        return self._report(kind, None, None)
+
+    def _report(self, kind: str, request_peak: int | None, process: int | None) -> MemoryReport:
+        if self.options.in_process:  # the app's own process, shared with its other variants
             kind += " (whole app: in-process variant)"
-        peak = self._last_peak if self._last_peak is not None else self._peak_memory()
-        return MemoryReport(peak_bytes=peak, weights_bytes=self._weights, kind=kind)
+        return MemoryReport(
+            peak_bytes=process,
+            weights_bytes=sum(self._weights.values()) if self._weights else None,
+            kind=kind,
+            request_peak_bytes=request_peak,
+            weights_by_device=dict(self._weights),
+        )
 
 
 class TokenSink(Protocol):

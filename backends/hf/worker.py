@@ -104,6 +104,8 @@ def run_worker(
             if event.is_set():
                 send(("error", request_id, "cancelled before it started"))
                 continue
+            # Requests wait in line here: the app reports the wait apart from the answer's timing.
+            send(("started", request_id))
             with Outbox(send, can_send, request_id, engine.output_parser()) as outbox:
                 if gpu is not None:
                     usage, memory = gpu.answer(request, outbox, event)
