@@ -13,15 +13,17 @@ The folder holds what a Gradio Space needs and nothing else:
   reads on a Space (Spaces run `python app.py`, and no command means `serve`).
 
 Hardware (`suggest_hardware`, unless `--hardware` names a flavor): every variant keeps its model
-in memory, so the lineup's Hub checkpoints must fit one GPU together. Each takes its total
-parameters x bytes per parameter (2 for bf16/fp16/auto, Gemma 4's own dtype; 4 for float32; 1 for
-8bit, 0.5 for 4bit) x 1.2 for the KV cache, activations and the CUDA context:
+in memory, so the lineup's Hub checkpoints must fit one GPU together. Each takes its weights and
+a KV cache of 8,192 tokens as `python app.py doctor` computes them (`arena.hardware.estimate`;
+with `quantize=4bit|8bit` what bitsandbytes leaves in bf16, like 26B A4B's experts, counted), and
+a GPU keeps doctor's headroom (a tenth and 1 GB) for the runtime:
 
 - no Hub checkpoint (demo, ollama, openai only): `cpu-basic`; the demo models are a few MB;
-- up to 24 GB: `l4x1` (E2B 5.1B params: 12.2 GB; E4B 8B: 19.2 GB);
-- up to 48 GB: `l40sx1` (E2B + E4B: 31.4 GB);
-- beyond: `a100-large`, 80 GB (26B A4B 25.2B: 60.5 GB; 31B: 74.4 GB); a lineup larger than that
-  fits no single GPU, and a warning says to quantize or spread it over a multi-GPU flavor.
+- up to 24 GB: `l4x1` (E2B: 10.3 GB; E4B: 16.0 GB);
+- up to 48 GB: `l40sx1` (E2B + E4B: 26.3 GB; 31B in 4-bit: 21.2 GB, too tight for an L4);
+- beyond: `a100-large`, 80 GB (26B A4B: 52.0 GB at any precision through bitsandbytes; 31B:
+  64.1 GB); a lineup larger than that fits no single GPU, and a warning says to quantize or
+  spread it over a multi-GPU flavor.
 
 T4 flavors (16 GB) are never suggested: they have no bfloat16 hardware. ZeroGPU (`zero-a10g`) only
 when asked: it needs a PRO or team account, and the wait for a GPU lent per answer would count in
@@ -43,7 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from arena.errors import UsageError
+from arena.errors import ArenaError, UsageError
 from arena.settings import Settings
 from backends.registry import Registry, VariantSpec
 from cli import EXIT_OK
@@ -55,13 +57,8 @@ PYPROJECT = REPO / "pyproject.toml"
 VARIANT_FILE = "variants.toml"
 ZERO_GPU = "zero-a10g"
 
-#: Total parameters (billions) of the Gemma 4 checkpoints, keyed by lower-case id without `-it`.
-PARAMS_B = {
-    "google/gemma-4-e2b": 5.1, "google/gemma-4-e4b": 8.0, "google/gemma-4-26b-a4b": 25.2, "google/gemma-4-31b": 31.0,
-}
-#: Bytes per parameter by `quantize` or `dtype`; anything else (bfloat16, float16, auto) is 2.
-BYTES_PER_PARAM = {"float32": 4.0, "8bit": 1.0, "4bit": 0.5}
-HEADROOM = 1.2
+#: The context a Space's variants are sized for (the KV cache of one conversation this long).
+CONTEXT_TOKENS = 8192
 #: Single-GPU flavors from the cheapest, with their GPU memory in GB.
 GPU_FLAVORS = (("l4x1", 24), ("l40sx1", 48), ("a100-large", 80))
 #: How the README's front matter reads, top down (keys not named here follow).
@@ -201,13 +198,29 @@ def hub_checkpoint(spec: VariantSpec) -> str | None:
 
 
 def estimate_gb(spec: VariantSpec) -> float | None:
-    """GPU memory the variant's checkpoint takes loaded, or None when its size is not known."""
+    """GPU memory the variant's checkpoint takes loaded with a KV cache of `CONTEXT_TOKENS`, as
+    `doctor` computes it (`arena.hardware.estimate`: what bitsandbytes leaves unquantized, like
+    26B A4B's experts, included), or None when its architecture is not known."""
+    from arena.hardware import estimate
+
     repo = hub_checkpoint(spec)
-    params = PARAMS_B.get(repo.lower().removesuffix("-it")) if repo else None
-    if params is None:
+    if repo is None:
         return None
-    width = BYTES_PER_PARAM.get(spec.options.get("quantize") or spec.options.get("dtype") or "", 2.0)
-    return params * width * HEADROOM
+    quantize = spec.options.get("quantize") or ""
+    dtype = {"4bit": "int4", "8bit": "int8"}.get(quantize, "bf16")
+    try:
+        found = estimate(repo, dtype, CONTEXT_TOKENS)  # type: ignore[arg-type]
+    except (ArenaError, KeyError, ValueError):
+        return None
+    weights_factor = 2.0 if spec.options.get("dtype") == "float32" else 1.0
+    return (found.weights.total * weights_factor + found.kv.total) / 1e9
+
+
+def usable_gb(memory_gb: int) -> float:
+    """What a GPU of `memory_gb` leaves for the models: `doctor`'s headroom taken off."""
+    from arena.hardware import GPU_RESERVE_BYTES, GPU_RESERVE_FRACTION
+
+    return memory_gb * (1 - GPU_RESERVE_FRACTION) - GPU_RESERVE_BYTES / 1e9
 
 
 def suggest_hardware(specs: Sequence[VariantSpec]) -> Hardware:
@@ -224,11 +237,11 @@ def suggest_hardware(specs: Sequence[VariantSpec]) -> Hardware:
     total = sum(gb for _, gb in sizes)
     arithmetic = (" + ".join(f"{label} {gb:.1f} GB" for label, gb in sizes)
                   + (f" = {total:.1f} GB" if len(sizes) > 1 else ""))
-    basis = "(parameters x bytes per parameter x 1.2 for the KV cache and activations)"
+    basis = (f"(weights and a KV cache of {CONTEXT_TOKENS:,} tokens, as `python app.py doctor` computes them)")
     for flavor, memory in GPU_FLAVORS:
-        if total <= memory:
+        if total <= usable_gb(memory):
             return Hardware(flavor, f"Every variant keeps its model in GPU memory: {arithmetic} {basis} fits "
-                                    f"this flavor's {memory} GB.")
+                                    f"this flavor's {memory} GB less the runtime's headroom.")
     too_big = (f"the lineup takes {arithmetic} {basis}, more than one GPU's 80 GB: quantize variants "
                "(quantize=4bit) or spread them (device=cuda:N) and give --hardware a multi-GPU flavor such as a100x4")
     return Hardware("a100-large", too_big[0].upper() + too_big[1:] + ".", too_big)

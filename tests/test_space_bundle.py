@@ -205,12 +205,13 @@ def test_zero_gpu_is_suggested_only_when_asked_and_leaves_the_lineup_alone(
     ("lineup", "flavor"),
     [
         (["demo:e2b", "ollama:gemma4:e4b"], "cpu-basic"),
-        ([E2B], "l4x1"),  # 5.1B x 2 bytes x 1.2 = 12.2 GB
-        ([E4B], "l4x1"),  # 8B: 19.2 GB
-        ([E2B, E4B], "l40sx1"),  # 31.4 GB
-        (["hf:google/gemma-4-26B-A4B-it"], "a100-large"),  # 60.5 GB
-        (["hf:google/gemma-4-31B-it"], "a100-large"),  # 74.4 GB
-        (["hf:google/gemma-4-31B-it?quantize=4bit"], "l4x1"),  # 18.6 GB
+        ([E2B], "l4x1"),  # weights + KV at 8,192 tokens: 10.3 GB
+        ([E4B], "l4x1"),  # 16.0 GB
+        ([E2B, E4B], "l40sx1"),  # 26.3 GB
+        (["hf:google/gemma-4-26B-A4B-it"], "a100-large"),  # 52.0 GB
+        (["hf:google/gemma-4-26B-A4B-it?quantize=4bit"], "a100-large"),  # 48.8 GB: its experts stay bf16
+        (["hf:google/gemma-4-31B-it"], "a100-large"),  # 64.1 GB
+        (["hf:google/gemma-4-31B-it?quantize=4bit"], "l40sx1"),  # 21.2 GB: over an L4's 20.5 usable
     ],
 )
 def test_suggested_hardware_holds_the_lineup_in_one_gpu(lineup: list[str], flavor: str) -> None:
@@ -222,7 +223,7 @@ def test_a_lineup_no_single_gpu_holds_is_warned_about() -> None:
     registry = default_registry()
     both = ["hf:google/gemma-4-26B-A4B-it", "hf:google/gemma-4-31B-it"]
     hardware = suggest_hardware([registry.parse(text) for text in both])
-    assert hardware.flavor == "a100-large" and hardware.warning and "134.9 GB" in hardware.warning
+    assert hardware.flavor == "a100-large" and hardware.warning and "= 116.0 GB" in hardware.warning
     unknown = suggest_hardware([registry.parse("hf:someone/other-model")])
     assert unknown.flavor == "a100-large" and unknown.warning and "--hardware" in unknown.warning
 
