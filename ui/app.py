@@ -12,9 +12,7 @@ leaves them out of the API's parameters.
 from __future__ import annotations
 
 import asyncio
-import os
 import tempfile
-import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,14 +21,11 @@ from typing import Any
 import gradio as gr
 
 from arena.errors import ArenaError, UsageError
-from arena.units import format_bytes, format_seconds
-from storage.exports import write_leaderboard_csv
 from ui import charts
 from ui.access import ANONYMOUS, Access, AccessDenied, Caller
 from ui.battle import OUTCOME_TEXT, SIDES, BattleFlow, BattleState
 from ui.compare import MAX_PANELS, CompareFlow, CompareState, ComparisonOutcome, ranking_from_ranks
 from ui.layout import (
-    EVERYONE,
     EXPORT_FORMATS,
     FormSettings,
     Panel,
@@ -42,7 +37,7 @@ from ui.layout import (
     render_sign_in,
     render_variants,
 )
-from ui.leaderboard import build_view, compute_board
+from ui.lookup_tabs import LookupTabs
 from ui.services import ArenaServices
 from ui.views import PanelView, md_escape
 
@@ -72,7 +67,7 @@ class Session:
     owner: str | None = None
 
 
-class ArenaApp:
+class ArenaApp(LookupTabs):
     """The page. `sign_in` adds the "Sign in with Hugging Face" button (on a Space whose OAuth app
     is on: Gradio then serves the login routes); who may vote then follows `access.space`."""
 
@@ -365,38 +360,7 @@ class ArenaApp:
     def _battle_votes(self, enabled: bool) -> dict[Any, Any]:
         return {button: gr.Button(interactive=enabled) for button in self.battle.votes.values()}
 
-    # ------------------------------------------------------------- leaderboard
-    async def refresh_leaderboard(self, category: str | None = None, mode: str | None = None,
-                                  voter: str | None = None, request: gr.Request | None = None,
-                                  profile: gr.OAuthProfile | None = None) -> dict[Any, Any]:
-        """The leaderboard of `category` ("all", "text", "image", "audio") from the votes of `mode`
-        ("blind" battles, the default; "named" comparisons; "all") by `voter` (empty or
-        "everyone": all voters): summary, table (one row per variant), its charts, and the
-        per-voter table (admins; others see their own row). Anyone may see everyone's
-        leaderboard and their own; another voter's is for admins."""
-        try:
-            caller = self.access.caller(request, profile)
-            who = None if voter in (None, "", EVERYONE) else str(voter)
-            if who is not None and who != caller.name:
-                self.access.require_admin(caller, "Another voter's leaderboard")
-            view = await asyncio.to_thread(build_view, self.services, category or "all", mode=mode or "blind",
-                                           voter=who)
-        except ArenaError as exc:
-            raise gr.Error(str(exc)) from exc
-        # the voters table and chart: everyone's for admins, a voter's own row only for the others
-        voters = view.voters if caller.admin else [row for row in view.voters if row and row[0] == caller.name]
-        lb = self.leaderboard
-        return {lb.summary: view.summary, lb.table: view.table, lb.ci_chart: view.ci_chart,
-                lb.win_rate_chart: view.win_rate_chart, lb.quality_chart: view.quality_speed_chart,
-                lb.voters: voters, lb.voter_chart: view.voter_chart if caller.admin else None}
-
-    async def voter_choices(self, request: gr.Request | None = None, profile: gr.OAuthProfile | None = None) -> Any:
-        """The Voter selector: everyone, yourself, and (admins) every voter who voted."""
-        caller = self.access.caller(request, profile)
-        names = await asyncio.to_thread(self.services.store.voters, mode="all") if caller.admin else []
-        choices = [EVERYONE, *dict.fromkeys([caller.name, *names])]
-        return gr.Dropdown(choices=choices)
-
+    # -------------------------------------------------------------------- page
     def caller_view(self, request: gr.Request | None = None, profile: gr.OAuthProfile | None = None) -> dict[Any, Any]:
         """Hide what this caller may not use (the server refuses it anyway); on a Space, say who
         they are signed in as and whether they may vote."""
@@ -412,121 +376,6 @@ class ArenaApp:
         if self.sign_in is not None:
             shown[self.sign_in.status] = sign_in_status(caller)
         return shown | {ex.buttons[fmt]: gr.Button(visible=admin) for fmt in ex.VOTE_FORMATS}
-
-    # ---------------------------------------------------------------- variants
-    def variant_status(self) -> dict[Any, Any]:
-        """The Variants table, from each variant's state (the same one Compare and Battle read)."""
-        rows = []
-        now = time.monotonic()
-        for variant in self.services.lineup.variants:
-            state = variant.state
-            report = variant.report
-            caps = variant.backend.capabilities if variant.backend else None
-            rows.append([
-                variant.name, state.label(now),
-                ", ".join(m for m in ("text", "image", "audio") if caps and m in caps.modalities),
-                "yes" if caps and caps.tools else "no", "yes" if caps and caps.thinking else "no",
-                format_seconds(report.load_s) if report else "-",
-                format_bytes(report.weights_bytes) if report else "-",
-                format_bytes(process_memory(variant.backend)) if state.phase in ("ready", "restarting") else "-",
-                report.device if report else "-",
-                state.detail or variant.progress[1],
-            ])
-        return {self.variants.table: rows, self.variants.memory: self.services.memory_summary()}
-
-    async def load_variant(self, name: str | None = None, request: gr.Request | None = None,
-                           profile: gr.OAuthProfile | None = None) -> str:
-        """Load the variant `name` (unloaded, or unavailable) within the server's memory budget;
-        returns its new status. One that would not fit is refused with the estimate, what is
-        loaded and the budget (or, with `--evict lru`, the least recently used are unloaded
-        first). Admins only."""
-        return await self._change_variant(self.services.load_variant, "Loading a variant", name, request, profile)
-
-    async def unload_variant(self, name: str | None = None, request: gr.Request | None = None,
-                             profile: gr.OAuthProfile | None = None) -> str:
-        """Unload the variant `name`, freeing its memory until it is loaded again (battles do not
-        draw it meanwhile); returns its new status. Admins only."""
-        return await self._change_variant(self.services.unload_variant, "Unloading a variant", name, request,
-                                          profile)
-
-    async def _change_variant(self, change: Callable[[str], str], what: str, name: str | None,
-                              request: gr.Request | None, profile: gr.OAuthProfile | None) -> str:
-        try:
-            self.access.require_admin(self.access.caller(request, profile), what)
-            if not name:
-                raise UsageError("pick a variant first")
-            return await asyncio.to_thread(change, str(name))
-        except ArenaError as exc:
-            raise gr.Error(str(exc)) from exc
-
-    async def discover_ollama(self, host: str | None = None, request: gr.Request | None = None,
-                              profile: gr.OAuthProfile | None = None) -> str:
-        """The models pulled on the Ollama server at `host` (empty: OLLAMA_HOST or the local
-        default), as specs to start the app with; or why they could not be listed. Admins only:
-        it makes the server connect to any host."""
-        from backends.ollama import discover
-
-        try:
-            self.access.require_admin(self.access.caller(request, profile), "Listing an Ollama server's models")
-        except UsageError as exc:
-            raise gr.Error(str(exc)) from exc
-        try:
-            models = await discover((host or "").strip() or os.environ.get("OLLAMA_HOST") or None)
-        except ArenaError as exc:
-            return f"**Could not list models:** {md_escape(str(exc))}"
-        if not models:
-            return "No models pulled on that server yet (`ollama pull gemma4:e4b`)."
-        lines = ["Start the app with any of these specs (`python app.py --variants SPEC ...`):", ""]
-        lines += [f"- `{m.spec}` {format_bytes(m.size_bytes)} {md_escape(m.parameter_size)} "
-                  f"{md_escape(m.quantization)}" for m in models]
-        return "\n".join(lines)
-
-    # ------------------------------------------------------------------ export
-    def _export_handler(self, fmt: str) -> Callable[..., Any]:
-        """`export_file` for one format (see `_battle_vote_handler` for why not a partial)."""
-
-        async def export(request: gr.Request | None = None, profile: gr.OAuthProfile | None = None) -> str:
-            return await self.export_file(fmt, request, profile)
-
-        return export
-
-    # ------------------------------------------------------------------ report
-    async def build_report(self, mode: str | None = None, category: str | None = None,
-                           request: gr.Request | None = None,
-                           profile: gr.OAuthProfile | None = None) -> dict[Any, Any]:
-        """The decision report from the votes of `mode` ("blind", "named", "all") in `category`:
-        the page (HTML, charts embedded) and the same as one self-contained HTML file."""
-        from ui.report import report_page
-
-        try:
-            self.access.caller(request, profile)  # logged in (and not removed since)
-            page, document = await asyncio.to_thread(report_page, self.services, mode or "blind", category or "all")
-        except ArenaError as exc:
-            raise gr.Error(str(exc)) from exc
-        out = Path(tempfile.mkdtemp(dir=self.export_dir)) / "gemma-arena-report.html"
-        out.write_text(document, encoding="utf-8")
-        return {self.report.page: page, self.report.file: str(out)}
-
-    async def export_file(self, fmt: str, request: gr.Request | None = None,
-                          profile: gr.OAuthProfile | None = None) -> str:
-        suffix = {"fastchat": "jsonl", "leaderboard-csv": "csv"}.get(fmt, fmt)
-        try:
-            if fmt in self.export.VOTE_FORMATS:  # votes with everyone's prompts and answers
-                self.access.require_admin(self.access.caller(request, profile),
-                                          "Exporting everyone's prompts and answers")
-        except UsageError as exc:
-            raise gr.Error(str(exc)) from exc
-        # a folder of its own per export: two admins exporting at once never share a file
-        out = Path(tempfile.mkdtemp(dir=self.export_dir)) / f"gemma-arena-{fmt}.{suffix}"
-        try:
-            if fmt == "leaderboard-csv":
-                board = await asyncio.to_thread(compute_board, self.services, "all")
-                await asyncio.to_thread(write_leaderboard_csv, board.rows, out)
-            else:
-                await asyncio.to_thread(self.services.store.export, fmt, out)
-        except ArenaError as exc:
-            raise gr.Error(str(exc)) from exc
-        return str(out)
 
     # ----------------------------------------------------------------- helpers
     def _mark_used(self, outcome: ComparisonOutcome | None) -> None:
@@ -582,20 +431,6 @@ def sign_in_status(caller: Caller | None) -> str:
     if caller.vote_refusal:
         return f"{who}: you can compare and battle, but {caller.vote_refusal}."
     return f"{who}: your votes are recorded under your Hugging Face name."
-
-
-def process_memory(backend: object) -> int | None:
-    """The resident memory (RSS) of a backend's worker process now; None without one (a remote
-    variant, an in-process one: its memory is the app's) or when it cannot be read."""
-    import psutil
-
-    pid = getattr(backend, "pid", None)
-    if not isinstance(pid, int):
-        return None
-    try:
-        return int(psutil.Process(pid).memory_info().rss)
-    except psutil.Error:
-        return None
 
 
 def progress_on(component: Any = None) -> dict[str, Any]:

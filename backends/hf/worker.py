@@ -263,4 +263,6 @@ class _QueueSink:
         self._produced.put(("tokens", list(token_ids)))
 
     def end(self) -> None:
-        pass
+        """Nothing to flush: every id is queued as it comes, and `generation_steps` learns that
+        generation ended from the ("done", ...) or ("error", ...) step that follows."""
+        return None
