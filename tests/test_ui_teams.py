@@ -228,3 +228,19 @@ def test_loading_and_unloading_variants_is_for_admins(team: tuple[ArenaServices,
     finally:  # the other tests battle on both variants
         status = ada.predict(name="demo:e4b", api_name="/load_variant")
     assert status.startswith("demo:e4b: ready") and services.variant("demo:e4b").available
+
+
+def test_the_workers_live_memory_is_shown_to_admins_only(team: tuple[ArenaServices, str]) -> None:
+    """Refreshed every second, a worker's memory would show a voter which two variants answer
+    their blind battle: the Variants table shows it to admins alone."""
+    from types import SimpleNamespace
+
+    services, _ = team
+    app = ArenaApp(services, Access(ROLES.get))  # the same services; not launched
+
+    def memory_column(name: str) -> list[str]:
+        rows = app.variant_status(SimpleNamespace(username=name, client=None))[app.variants.table]
+        return [row[7] for row in rows]
+
+    assert all(cell.endswith("B") for cell in memory_column("ada"))  # e.g. "757.0 MiB"
+    assert memory_column("bob") == ["-", "-"]

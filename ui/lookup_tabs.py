@@ -73,8 +73,15 @@ class LookupTabs:
         return gr.Dropdown(choices=choices)
 
     # ---------------------------------------------------------------- variants
-    def variant_status(self) -> dict[Any, Any]:
-        """The Variants table, from each variant's state (the same one Compare and Battle read)."""
+    def variant_status(self, request: gr.Request | None = None,
+                       profile: gr.OAuthProfile | None = None) -> dict[Any, Any]:
+        """The Variants table, from each variant's state (the same one Compare and Battle read).
+        The workers' memory now is shown to admins only: refreshed every second, it would show
+        a voter which two variants are answering their blind battle."""
+        try:
+            live = self.access.caller(request, profile).admin
+        except UsageError:
+            live = False
         rows = []
         now = time.monotonic()
         for variant in self.services.lineup.variants:
@@ -87,7 +94,8 @@ class LookupTabs:
                 "yes" if caps and caps.tools else "no", "yes" if caps and caps.thinking else "no",
                 format_seconds(report.load_s) if report else "-",
                 format_bytes(report.weights_bytes) if report else "-",
-                format_bytes(process_memory(variant.backend)) if state.phase in ("ready", "restarting") else "-",
+                format_bytes(process_memory(variant.backend)) if live and state.phase in ("ready", "restarting")
+                else "-",
                 report.device if report else "-",
                 state.detail or variant.progress[1],
             ])
