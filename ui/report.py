@@ -7,7 +7,7 @@ and the Report tab show. Plain functions; no Gradio here.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from arena.hardware import Machine
 from arena.ratings import Leaderboard
@@ -55,49 +55,41 @@ def scope_line(mode: str, category: str, voter: str | None, machine: Machine, co
     )
 
 
-def report_view(
-    services: ArenaServices,
-    mode: str = "blind",
-    category: str = "all",
-    *,
-    machine: Machine | None = None,
-    cache_dir: Path | None = None,
-    rounds: int = 1000,
-    context_tokens: int = DEFAULT_CONTEXT_TOKENS,
-    target_width: float = DEFAULT_TARGET_WIDTH,
-) -> tuple[str, str]:
+def report_view(services: ArenaServices, mode: str = "blind", category: str = "all",
+                **options: Any) -> tuple[str, str]:
     """(Markdown, HTML) of the report for the stored votes of `mode` in `category`: the Markdown
     without charts (it says the HTML has them), the HTML one self-contained document with them.
-
-    `machine` defaults to a probe of this one (`arena.machine.probe`: psutil, NVML or
-    torch.cuda); `cache_dir`, where demo variants are built, to the settings of the environment."""
-    report, scope = _report(services, mode, category, machine, cache_dir, rounds, context_tokens, target_width)
+    `options` are `build_report_of`'s."""
+    report, scope = build_report_of(services, mode, category, **options)
     return render_markdown(report, scope), render_html(report, scope, report_charts(report))
 
 
-def report_page(
-    services: ArenaServices,
-    mode: str = "blind",
-    category: str = "all",
-    *,
-    machine: Machine | None = None,
-    cache_dir: Path | None = None,
-    rounds: int = 1000,
-    context_tokens: int = DEFAULT_CONTEXT_TOKENS,
-    target_width: float = DEFAULT_TARGET_WIDTH,
-) -> tuple[str, str]:
+def report_page(services: ArenaServices, mode: str = "blind", category: str = "all",
+                **options: Any) -> tuple[str, str]:
     """What the Report tab shows: (an HTML fragment for the page, its styles scoped to it, charts
-    embedded; the self-contained HTML document to download), from one computation."""
-    report, scope = _report(services, mode, category, machine, cache_dir, rounds, context_tokens, target_width)
+    embedded; the self-contained HTML document to download), from one computation. `options`
+    are `build_report_of`'s."""
+    report, scope = build_report_of(services, mode, category, **options)
     charts = report_charts(report)
     fragment = f"<style>{report_css()}</style>{render_html_fragment(report, scope, charts)}"
     return fragment, render_html(report, scope, charts)
 
 
-def _report(
-    services: ArenaServices, mode: str, category: str, machine: Machine | None, cache_dir: Path | None,
-    rounds: int, context_tokens: int, target_width: float,
+def build_report_of(
+    services: ArenaServices,
+    mode: str = "blind",
+    category: str = "all",
+    *,
+    machine: Machine | None = None,
+    cache_dir: Path | None = None,
+    rounds: int = 1000,
+    context_tokens: int = DEFAULT_CONTEXT_TOKENS,
+    target_width: float = DEFAULT_TARGET_WIDTH,
 ) -> tuple[Report, str]:
+    """The report of the stored votes of `mode` in `category`, and the line saying what it is of.
+
+    `machine` defaults to a probe of this one (`arena.machine.probe`: psutil, NVML or
+    torch.cuda); `cache_dir`, where demo variants are built, to the settings of the environment."""
     from ui.leaderboard import compute_board
 
     if machine is None:
