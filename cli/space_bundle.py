@@ -265,9 +265,14 @@ def choose_hardware(specs: Sequence[VariantSpec], asked: str | None) -> Hardware
 
 
 def check_dataset(repo_id: object) -> str:
-    if not isinstance(repo_id, str) or not HUB_REPO.fullmatch(repo_id):
-        raise UsageError(f"dataset {repo_id!r} is not a dataset repository id: give OWNER/NAME")
-    return repo_id
+    """The dataset id as the Space's sync will read it (`storage.hub_sync.dataset_id`: an id, a
+    `datasets/` path or a URL; never a model or a Space), refused here as a usage error."""
+    from storage.hub_sync import HubSyncError, dataset_id
+
+    try:
+        return dataset_id(repo_id if isinstance(repo_id, str) else repr(repo_id))
+    except HubSyncError as exc:
+        raise UsageError(f"dataset {repo_id!r} is not a dataset repository id: give OWNER/NAME ({exc})") from exc
 
 
 def variant_file_text(specs: Sequence[VariantSpec], tables: Mapping[str, Mapping[str, Any]]) -> str:
