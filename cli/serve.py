@@ -77,7 +77,7 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
                         "stored under its voter's name; admins alone export everyone's votes")
     p.add_argument("--no-auth", action="store_true",
                    help="serve a network address (--host) without logins: everyone votes as --voter, "
-                        "and nobody can export or discover from the page")
+                        "and nobody has the admin actions (exports, discovery, loading variants) in the page")
     p.add_argument("--battle-pace", choices=("lockstep", "whole"), default="lockstep",
                    help="how a blind battle shows its answers: lockstep (default) streams both at the slower "
                         "side's pace, whole shows both once both are complete; either way speed gives no side away")
@@ -87,7 +87,7 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
                    help="the memory the local variants may hold: 24GiB (RAM) or cpu=16GiB,0=20GiB (RAM and "
                         "GPU 0). A variant that would not fit is refused before loading. Default: the RAM "
                         "available at start and each GPU's free memory, less the headroom `python app.py "
-                        "hardware` leaves for the runtime; a pool not named keeps its default")
+                        "doctor` leaves for the runtime; a pool not named keeps its default")
     p.add_argument("--evict", choices=("off", "lru"), default="off",
                    help="loading a variant on the Variants tab that would not fit: off (default) refuses; "
                         "lru unloads the least recently used variants first")
