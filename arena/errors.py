@@ -43,6 +43,10 @@ class VariantTimeout(VariantError):
     """The variant produced nothing for longer than its timeout."""
 
 
+class Stopped(VariantError):
+    """The user stopped the answer before it ended: what came so far is kept, cut short."""
+
+
 class GenerationError(VariantError):
     """The engine raised while answering."""
 

@@ -21,6 +21,9 @@ Defaults, and why:
 - `max_audio_s` 30: Gemma 4's audio feature extractor keeps the first 480,000 samples at 16 kHz
   (30 s) and drops the rest without a word; a longer clip is refused instead, and the limit cannot
   be raised above 30 s.
+- `max_turns` 20: user turns in one conversation. Every turn resends the whole history (each
+  earlier prompt, its attachments and the variant's answer), so prefill grows with each turn;
+  20 turns of long prompts already reach ~160,000 tokens of prompt alone.
 - `max_concurrent_per_user` 2 and `max_queue` 64: enforced by the web server, not per request.
 """
 
@@ -64,6 +67,7 @@ FLAGS: Mapping[str, str] = {
     "audio_types": "--audio-types",
     "max_image_pixels": "--max-image-pixels",
     "max_audio_s": "--max-audio-s",
+    "max_turns": "--max-turns",
     "max_concurrent_per_user": "--max-concurrent",
     "max_queue": "--max-queue",
     "max_votes_per_minute": "--max-votes-per-minute",
@@ -85,6 +89,8 @@ class Limits:
     audio_types: tuple[str, ...] = tuple(AUDIO_TYPES)
     max_image_pixels: int = 4096 * 4096
     max_audio_s: float = GEMMA4_AUDIO_S
+    #: User turns in one conversation (each follow-up resends the whole history).
+    max_turns: int = 20
     #: Enforced by the web server: requests one user may have running at once, and requests
     #: waiting in the whole queue.
     max_concurrent_per_user: int = 2

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from arena.errors import ArenaError, UnsupportedInput, VariantTimeout
+from arena.errors import ArenaError, Stopped, UnsupportedInput, VariantTimeout
 from backends.base import Backend, Chunk, Request, ToolCall, Usage
 
 ChunkCallback = Callable[[Chunk, float], None]
@@ -159,10 +159,15 @@ async def measure(
     on_chunk: ChunkCallback | None = None,
     clock: Callable[[], float] = time.perf_counter,
     name: str | None = None,
+    stop: asyncio.Event | None = None,
 ) -> Result:
     """Run `request` on `backend`, timing the stream. Never raises for a variant's own failure:
     the error is in the Result. `timeout_s` bounds the wait for each chunk (a hung variant);
-    `name` labels the result (default: the backend's name)."""
+    `name` labels the result (default: the backend's name).
+
+    `stop`: once it is set, cancelling the task that runs this ends the stream with a Result
+    (error kind Stopped) holding the answer so far and its figures, instead of a cancellation.
+    Any other cancellation goes through as ever."""
     started = clock()
     text: list[str] = []
     thinking: list[str] = []
@@ -211,6 +216,13 @@ async def measure(
                     turn_started = clock()
         finally:
             await stream.aclose()  # type: ignore[attr-defined]
+    except asyncio.CancelledError:
+        if stop is None or not stop.is_set():
+            raise
+        task = asyncio.current_task()
+        if task is not None:
+            task.uncancel()  # the cancellation was our way to stop this stream: it ends here
+        error = Stopped(f"{backend.name} was stopped by the user")
     except TimeoutError:
         error = VariantTimeout(
             f"{backend.name} produced nothing for {timeout_s:g} s and was stopped: it may be hung or "

@@ -9,6 +9,10 @@ pairwise outcomes, which are not independent: they share one voter's one judgeme
 therefore carry a vote identity (`PairOutcome.vote`, `Battles.vote`); the rows of one vote are
 one unit wherever votes are counted (`votes_per_variant`) or resampled (`vote_patterns`, for the
 bootstrap). A row without one (every FastChat battle) is a vote of its own.
+
+`BOARD_COLUMNS` names the columns of the leaderboard table, each with the fields of a leaderboard
+row (`arena.ratings.Row`) it shows: the Leaderboard tab's headers and the leaderboard CSV's
+columns both come from it, so neither can leave out what the other has.
 """
 
 from __future__ import annotations
@@ -296,3 +300,29 @@ def vote_patterns(battles: Battles) -> VotePatterns:
         key = tuple(sorted(part.tolist()))
         patterns[key] = patterns.get(key, 0) + 1
     return VotePatterns.from_groups(single, patterns)
+
+
+# --- the leaderboard table's columns ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BoardColumn:
+    """A column of the leaderboard table: its `header` as the Leaderboard tab shows it, and the
+    fields of `arena.ratings.Row` it shows (one CSV column each)."""
+
+    header: str
+    fields: tuple[str, ...]
+
+
+BOARD_COLUMNS: tuple[BoardColumn, ...] = (
+    BoardColumn("rank", ("rank",)),
+    BoardColumn("variant", ("variant", "preliminary")),  # shown as "name (preliminary)"
+    BoardColumn("rating", ("rating",)),
+    BoardColumn("95% CI", ("ci_low", "ci_high")),
+    BoardColumn("votes", ("votes",)),
+    BoardColumn("wins", ("wins",)),
+    BoardColumn("losses", ("losses",)),
+    BoardColumn("ties", ("ties",)),
+    BoardColumn("both bad", ("both_bad",)),
+    BoardColumn("online Elo", ("elo",)),
+)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -157,3 +158,104 @@ def _whole_number(value: Any, what: str) -> int:
 
 def _media(item: Media | str | Path, read: Callable[[str | Path, Limits], Media], limits: Limits) -> Media:
     return check_media(item, limits) if isinstance(item, Media) else read(item, limits)
+
+
+@dataclass(frozen=True)
+class UserTurn:
+    """One user turn of a conversation read from a file: its text and its own attachments."""
+
+    prompt: str
+    images: tuple[Media, ...] = ()
+    audio: tuple[Media, ...] = ()
+
+
+#: How a messages file is written, for the messages that refuse one.
+_MESSAGES_SHAPE = 'a JSON list of user turns, each a string or {"text": "...", "files": ["photo.png"]}'
+
+
+def read_messages_file(path: str | Path, limits: Limits = DEFAULT_LIMITS) -> list[UserTurn]:
+    """The user turns of a conversation in a JSON file: a list whose items are each a string (the
+    text) or an object `{"text": "...", "files": [...]}`, files relative to the file's folder and
+    told apart by content (`split_media`). Every item's shape and text is checked before any
+    attached file is read; every refusal names the item by its number (from 1)."""
+    file = Path(path)
+    items = _messages_json(file, limits)
+    if not isinstance(items, list):
+        raise UsageError(f"messages file {file} must hold {_MESSAGES_SHAPE}, not a JSON {_json_kind(items)}")
+    if not items:
+        raise UsageError(f"messages file {file} holds no turns: put at least one user turn in its list")
+    if len(items) > limits.max_turns:
+        raise too_much(f"messages file {file}", f"{len(items)} turns", f"{limits.max_turns}",
+                       "send fewer", "max_turns")
+    shapes = [_turn_shape(file, number, item, limits) for number, item in enumerate(items, 1)]
+    turns = []
+    for number, (text, names) in enumerate(shapes, 1):
+        try:
+            images, audio = split_media([file.parent / name for name in names], limits)
+        except UsageError as exc:
+            raise type(exc)(f"turn {number} of {file}: {exc} (files are relative to the messages file's "
+                            "folder)") from exc
+        turns.append(UserTurn(text, images, audio))
+    return turns
+
+
+def _messages_json(file: Path, limits: Limits) -> Any:
+    # JSON may spell one character as six (\\uXXXX): read no further than every turn at the
+    # longest, escaped, could take, so a huge file is refused without being read whole.
+    most = limits.max_turns * (6 * limits.max_prompt_chars + 4_096)
+    try:
+        with file.open(encoding="utf-8") as stream:
+            text = stream.read(most + 1)
+    except FileNotFoundError:
+        raise UsageError(f"messages file {file} does not exist") from None
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"messages file {file} is not UTF-8 text (byte {exc.start}): save it as UTF-8") from exc
+    except OSError as exc:
+        raise UsageError(f"messages file {file} cannot be read: {exc.strerror or exc}") from exc
+    if len(text) > most:
+        raise too_much(f"messages file {file}", f"more than {most:,} characters", f"{most:,}",
+                       "send fewer or shorter turns", "max_turns")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"messages file {file} is not valid JSON: {exc.msg} at line {exc.lineno}; "
+                         f"write {_MESSAGES_SHAPE}") from exc
+
+
+def _turn_shape(file: Path, number: int, item: Any, limits: Limits) -> tuple[str, list[str]]:
+    """(text, file names) of one item, checked: the text's length first, nothing read yet."""
+    where = f"turn {number} of {file}"
+    text: Any = item
+    names: Any = []
+    if isinstance(item, dict):
+        unknown = sorted(set(item) - {"text", "files"})
+        if unknown:
+            raise UsageError(f"{where} has {', '.join(map(repr, unknown))}: a turn takes only 'text' and 'files'")
+        text, names = item.get("text"), item.get("files", [])
+        if not isinstance(text, str):
+            has = "none" if "text" not in item else f"a JSON {_json_kind(text)}"
+            raise UsageError(f"{where} needs a 'text' string, and has {has}")
+        if not isinstance(names, list) or not all(isinstance(name, str) and name for name in names):
+            raise UsageError(f"{where}: 'files' must be a list of file names, e.g. [\"photo.png\", \"clip.wav\"]")
+    elif not isinstance(item, str):
+        raise UsageError(f"{where} is a JSON {_json_kind(item)}; each turn is a string or "
+                         '{"text": "...", "files": [...]}')
+    _check_length(where, text, limits.max_prompt_chars, "shorten it", "max_prompt_chars")
+    if not text.strip():
+        raise UsageError(f"{where} is empty: give the text to send")
+    if len(names) > limits.max_files:
+        raise too_much(where, f"{len(names)} attached files", f"{limits.max_files}", "attach fewer", "max_files",
+                       MediaError)
+    return text, names
+
+
+def _json_kind(value: Any) -> str:
+    """How JSON names the type of a parsed value."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    kinds: dict[type, str] = {str: "string", list: "list", dict: "object"}
+    return kinds.get(type(value), type(value).__name__)

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol, runtime_checkable
 
 Modality = Literal["text", "image", "audio"]
@@ -79,8 +79,22 @@ class ToolCall:
 
 
 @dataclass(frozen=True)
+class Turn:
+    """One earlier exchange of a conversation as one variant saw it: the user's message (with its
+    attachments) and that variant's own answer, its thinking left out (Gemma 4's chat template
+    drops the thoughts of earlier turns)."""
+
+    prompt: str
+    answer: str
+    images: tuple[Media, ...] = ()
+    audio: tuple[Media, ...] = ()
+
+
+@dataclass(frozen=True)
 class Request:
-    """One prompt, sent identically to every variant of a comparison."""
+    """One prompt, sent identically to every variant of a comparison. In a conversation of
+    several turns, `history` holds the earlier turns as this variant saw them (each variant
+    keeps its own answers), oldest first; `prompt`, `images` and `audio` are the new turn."""
 
     prompt: str
     system: str | None = None
@@ -95,18 +109,25 @@ class Request:
     seed: int | None = None
     thinking: bool = False
     tools: tuple[Tool, ...] = ()
+    history: tuple[Turn, ...] = ()
 
     @property
     def modalities(self) -> frozenset[Modality]:
+        """What a variant must take to answer: the media of the new turn and of every earlier one."""
         found: set[Modality] = {"text"}
-        if self.images:
+        if self.images or any(turn.images for turn in self.history):
             found.add("image")
-        if self.audio:
+        if self.audio or any(turn.audio for turn in self.history):
             found.add("audio")
         return frozenset(found)
 
+    def with_history(self, history: Iterable[Turn]) -> Request:
+        """This turn with `history` before it."""
+        return replace(self, history=tuple(history))
+
     def describe(self) -> dict[str, Any]:
-        """A JSON-able summary (media by hash, not bytes), for logs and storage."""
+        """A JSON-able summary of this turn (media by hash, not bytes), for logs and storage. The
+        history is not in it: a stored turn points at the one before it (`parent_id`)."""
         return {
             "prompt": self.prompt,
             "system": self.system,

@@ -85,8 +85,10 @@ _RECORD_JS = """
   const tick = () => {
     const t = now();
     panels.forEach((id, i) => {
+      // the app's panel: rendered Markdown with the raw text beside it; the bare Blocks': a textbox
+      const raw = document.querySelector(`#${id} .answer .answer-raw`);
       const box = document.querySelector(`#${id} .answer textarea`);
-      const value = box ? box.value : '';
+      const value = raw ? raw.textContent : (box ? box.value : '');
       const s = state[i];
       if (value === s.last) return;
       s.changes += 1;

@@ -35,14 +35,27 @@ def add_db_argument(parser: argparse._ActionsContainer, help: str = DB_HELP) -> 
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from cli import compare, doctor, export, importer, leaderboard, report, serve, space_bundle, users, variants
+    from cli import (
+        compare,
+        doctor,
+        export,
+        generate,
+        importer,
+        leaderboard,
+        report,
+        serve,
+        space_bundle,
+        users,
+        variants,
+    )
 
     parser = _Parser(
         prog="python app.py",
         description="Gemma Arena: compare Gemma 4 variants side by side on your prompts and machine.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for module in (serve, compare, leaderboard, report, export, importer, variants, users, space_bundle, doctor):
+    for module in (serve, compare, generate, leaderboard, report, export, importer, variants, users, space_bundle,
+                   doctor):
         module.add_parser(sub)
     return parser
 

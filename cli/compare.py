@@ -6,15 +6,18 @@ import argparse
 import asyncio
 import json
 import sys
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TextIO
 
+from arena.conversation import Conversation
 from arena.errors import UsageError
 from arena.fanout import run_all
 from arena.limits import DEFAULT_LIMITS, Limits, too_much
 from arena.lineup import Lineup, create_lineup, load_all
 from arena.measure import Result
-from arena.requests import build_request, read_tools_arg
+from arena.requests import build_request, read_messages_file, read_tools_arg
 from arena.settings import Settings
 from arena.units import format_bytes, format_seconds
 from backends.base import Request
@@ -22,7 +25,7 @@ from backends.demo import RANDOM_WEIGHTS_NOTE, VARIANTS
 from backends.registry import default_registry
 from cli import EXIT_OK, EXIT_PARTIAL, add_db_argument
 from cli.limits import add_limit_arguments, limits_from
-from storage import open_store
+from storage import Store, open_store
 
 DEFAULT_VARIANTS = [f"demo:{name}" for name in VARIANTS]
 
@@ -41,6 +44,10 @@ def add_parser(sub: Any) -> None:
     prompt.add_argument("--prompt", help="the user message")
     prompt.add_argument("--prompt-file", metavar="FILE",
                         help="read the user message from FILE (UTF-8 text; - reads standard input)")
+    prompt.add_argument("--messages", metavar="FILE", type=Path,
+                        help="a conversation: FILE is a JSON list of user turns, each a string or "
+                        '{"text": "...", "files": ["photo.png", "clip.wav"]} (files relative to FILE\'s folder); '
+                        "every variant answers each turn in order, with its own earlier answers")
     p.add_argument("--image", type=Path, action="append", default=[], metavar="FILE",
                    help="attach an image (PNG, JPEG, WebP, GIF, BMP); repeat for several")
     p.add_argument("--audio", type=Path, action="append", default=[], metavar="FILE",
@@ -60,6 +67,9 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON document instead of text")
     add_db_argument(p, help="record the comparison in this votes database (default: GEMMA_ARENA_DB, "
                             "else the data folder's arena.db)")
+    p.add_argument("--voter", default="local", metavar="NAME",
+                   help="who the comparison is recorded for, to vote on later in the web app's History tab "
+                        "(default: local, as `serve --voter`)")
     p.add_argument("--no-record", action="store_true",
                    help="do not record the comparison (a single variant is never recorded: votes need two)")
     add_limit_arguments(p, serving=False)
@@ -123,7 +133,34 @@ def _flag_names(message: str, prompt_flag: str = "--prompt") -> str:
     return message
 
 
+def build_turns_from(args: argparse.Namespace, limits: Limits = DEFAULT_LIMITS) -> list[Request]:
+    """The turns of `--messages FILE`, each a Request with the flags' settings (sampling, system
+    prompt, tools), every limit checked before a variant is loaded."""
+    if args.image or args.audio:
+        raise UsageError("--image and --audio attach files to --prompt; with --messages, list each turn's "
+                         'files in the file: {"text": "...", "files": ["photo.png"]}')
+    turns = read_messages_file(args.messages, limits)
+    try:
+        first = build_request(
+            turns[0].prompt,
+            system=args.system,
+            max_new_tokens=args.max_new_tokens,
+            temperature=args.temperature,
+            top_p=args.top_p,
+            top_k=args.top_k,
+            seed=args.seed,
+            thinking=args.thinking,
+            tools=read_tools_arg(args.tools, limits),
+            limits=limits,
+        )
+    except UsageError as exc:
+        raise UsageError(_flag_names(str(exc))) from exc
+    return [replace(first, prompt=turn.prompt, images=turn.images, audio=turn.audio) for turn in turns]
+
+
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    if args.messages is not None:
+        return run_conversation(args, settings)
     request = build_request_from(args, limits_from(args, None))
     registry = default_registry()
     specs = [registry.parse(text) for text in args.variants]
@@ -135,7 +172,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         battle_id = None
         if store is not None:
             battle_id = store.record_comparison(
-                request, [(v.name, str(v.spec)) for v in lineup.variants], results, mode="named"
+                request, [(v.name, str(v.spec)) for v in lineup.variants], results, mode="named", voter=args.voter
             )
     finally:
         if store is not None:
@@ -158,16 +195,102 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _compare(lineup: Lineup, request: Request, timeout: float, quiet: bool) -> list[Result]:
+    try:
+        await load_all(lineup, _progress(quiet))
+        return await run_all(lineup.variants, request, timeout_s=timeout)
+    finally:
+        await lineup.close()
+
+
+def _progress(quiet: bool) -> Callable[[str, float | None, str], None]:
     def progress(name: str, fraction: float | None, message: str) -> None:
         if not quiet:
             pct = "" if fraction is None else f"{fraction:4.0%} "
             print(f"[{name}] {pct}{message}", file=sys.stderr, flush=True)
 
+    return progress
+
+
+def run_conversation(args: argparse.Namespace, settings: Settings) -> int:
+    """`compare --messages FILE`: the turns in order, each variant with its own history; a variant
+    that fails a turn is left out of the next ones. Each turn is recorded pointing at the last."""
+    turns = build_turns_from(args, limits_from(args, None))
+    registry = default_registry()
+    specs = [registry.parse(text) for text in args.variants]
+    lineup = create_lineup(specs, registry, settings)
+    store = None if args.no_record or len(specs) < 2 else open_store(settings.db_path)
+    demo = any(spec.prefix == "demo" for spec in specs)
+    if demo and not args.json:
+        print(f"(demo variants: {RANDOM_WEIGHTS_NOTE})\n", flush=True)
     try:
-        await load_all(lineup, progress)
-        return await run_all(lineup.variants, request, timeout_s=timeout)
+        conversation = asyncio.run(_converse(lineup, turns, store, args, settings))
+    finally:
+        if store is not None:
+            store.close()
+    if args.json:
+        document: dict[str, Any] = {
+            "turns": [
+                {"request": turn.request.describe(), "battle_id": turn.battle_id, "variants": list(turn.results),
+                 "results": [result.to_json() for result in turn.results.values()]}
+                for turn in conversation.turns
+            ],
+            "left_out": conversation.left_out(),
+        }
+        if demo:
+            document["notes"] = [f"demo variants: {RANDOM_WEIGHTS_NOTE}"]
+        print(json.dumps(document, indent=2))
+    complete = len(conversation.turns) == len(turns) and not conversation.left_out()
+    return EXIT_OK if complete else EXIT_PARTIAL
+
+
+async def _converse(
+    lineup: Lineup, turns: Sequence[Request], store: Store | None, args: argparse.Namespace, settings: Settings
+) -> Conversation:
+    conversation = Conversation([v.name for v in lineup.variants])
+    try:
+        await load_all(lineup, _progress(args.json))
+        for number, turn in enumerate(turns, 1):
+            names = conversation.continuing()
+            if not names:
+                _say(f"no variant answered turn {number - 1}: turns {number} to {len(turns)} were not sent",
+                     args.json)
+                break
+            variants = [v for v in lineup.variants if v.name in names]
+            results = await run_all(variants, conversation.requests_for(turn), timeout_s=args.timeout)
+            battle_id = None
+            if store is not None and len(variants) >= 2:  # a battle needs two
+                battle_id = store.record_comparison(
+                    turn, [(v.name, str(v.spec)) for v in variants], results, mode="named",
+                    voter=args.voter, parent_id=conversation.parent_id,
+                )
+            conversation.add_turn(turn, {r.variant: r for r in results}, battle_id)
+            if not args.json:
+                _print_turn(number, len(turns), conversation.turns[-1].request, results, battle_id, settings)
+            failed = [r.variant for r in results if not r.ok]
+            if failed and number < len(turns):
+                _say(f"{', '.join(failed)} failed turn {number} and {'is' if len(failed) == 1 else 'are'} "
+                     "left out of the turns after it", args.json)
+        return conversation
     finally:
         await lineup.close()
+
+
+def _print_turn(
+    number: int, total: int, request: Request, results: Sequence[Result], battle_id: str | None, settings: Settings
+) -> None:
+    attached = len(request.images) + len(request.audio)
+    print(f"##### turn {number} of {total}: {request.prompt.strip()}"
+          + (f" (+{attached} file{'s' if attached > 1 else ''})" if attached else "") + "\n")
+    for result in results:
+        print(render_text(result), flush=True)
+    if battle_id:
+        print(f"turn {number} recorded as battle {battle_id} in {settings.db_path}", file=sys.stderr)
+
+
+def _say(message: str, quiet: bool) -> None:
+    """A note about the conversation: on standard output in text mode, on standard error beside
+    the JSON document (which says the same in `left_out`)."""
+    print(f"({message})\n", file=sys.stderr if quiet else sys.stdout, flush=True)
 
 
 def render_text(result: Result) -> str:

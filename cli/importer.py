@@ -11,23 +11,30 @@ from arena.settings import Settings
 from cli import EXIT_OK, add_db_argument
 from storage import open_store
 from storage.imports import import_battles, read_fastchat
+from storage.set_bundle import import_set, is_set_bundle
 
 
 def add_parser(sub: Any) -> None:
     p = sub.add_parser(
         "import",
-        help="import FastChat clean battles (JSON or JSONL) as battles, answers and votes",
+        help="import FastChat clean battles (JSON or JSONL) as battles, answers and votes, or a prompt set's "
+        "bundle (`export --format set`)",
         description="Reads a JSON array (as FastChat's clean_battle_data.py writes it) or JSON lines, keys "
         "in any order. Each battle becomes a stored battle (blind if `anony`, else named) with both "
         "answers and its vote (`judge` as the voter); one whose answers name a model family or maker is "
-        "flagged, as a battle recorded here would be. Named battles (`anony` false) are left out, as "
+        "flagged, as a battle recorded here would be. A battle of several turns (conversations with two user "
+        "messages or more, the same on both sides) becomes a conversation: one battle per turn, the vote on "
+        "the last, as `export --format fastchat` writes them back. Named battles (`anony` false) are left out, as "
         "FastChat's ratings leave them out, unless --include-named; stored as named, they are rated by "
         "`leaderboard --mode named` or `--mode all`. The whole file is one transaction: "
         "by default a file with bad lines (or array items) is refused, naming them, and nothing is "
-        "written. Battles already stored (e.g. from an earlier import) are not repeated.",
+        "written. Battles already stored (e.g. from an earlier import) are not repeated. A prompt set's bundle "
+        "(a .zip from `export --format set`) is imported with its answers and media, to judge them here; "
+        "importing it again stores nothing twice.",
     )
     add_db_argument(p)
-    p.add_argument("file", type=Path, metavar="FILE", help="FastChat clean battles, JSON array or JSONL")
+    p.add_argument("file", type=Path, metavar="FILE",
+                   help="FastChat clean battles (JSON array or JSONL), or a prompt set's .zip")
     p.add_argument(
         "--skip-bad",
         action="store_true",
@@ -42,6 +49,10 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    if is_set_bundle(args.file):  # a prompt set with its answers (`export --format set`)
+        with open_store(settings.db_path) as store:
+            print(import_set(store, args.file).summary())
+        return EXIT_OK
     if args.file.is_file() and args.file.stat().st_size > _LARGE_FILE:  # reading takes a while: say so
         print(f"reading {args.file} ...", file=sys.stderr, flush=True)
     # a refused file creates no database

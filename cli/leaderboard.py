@@ -68,6 +68,13 @@ def add_parser(sub: Any) -> None:
         "ratings of all voters (with --voter: that voter's row only)",
     )
     p.add_argument("--json", action="store_true", help="print one JSON document instead of a table")
+    sets = p.add_argument_group("prompt sets", "the verdicts of a set's judges (`generate`, then the Judge tab)")
+    sets.add_argument("--set", dest="set_name", metavar="NAME", help="rate the judged pairs of this prompt set")
+    sets.add_argument("--tag", metavar="T", help="with --set: only the prompts tagged T (or of category T)")
+    sets.add_argument("--by-tag", action="store_true",
+                      help="with --set: also show each variant's win rate per tag, with Wilson 95%% intervals")
+    sets.add_argument("--agreement", action="store_true",
+                      help="with --set: also show how much the judges agree (per pair, and Krippendorff's alpha)")
     p.set_defaults(handler=run)
 
 
@@ -223,6 +230,10 @@ def check_options(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     check_options(args)
+    if getattr(args, "set_name", None) is not None:
+        return run_set(args, settings)
+    if args.tag is not None or args.by_tag or args.agreement:
+        raise UsageError("--tag, --by-tag and --agreement are about a prompt set: add --set NAME")
     selection = select_battles(args, settings)
     board = build_leaderboard(args, settings, selection)
     voters = select_voters(args, settings) if args.voters else None
@@ -337,4 +348,76 @@ def render_voters(rows: list[VoterStats]) -> str:
         "other: best picks and rankings; agreement: share of decisive votes whose winner is the "
         "leaderboard's favourite among the battle's variants (ratings of all voters)"
     )
+    return "\n".join(lines) + "\n"
+
+
+def run_set(args: argparse.Namespace, settings: Settings) -> int:
+    """`leaderboard --set NAME [--tag T] [--by-tag] [--agreement]`: ratings of a set's verdicts."""
+    from arena.agreement import agreement_text, disagreements, pair_names, set_agreement
+    from arena.set_ratings import set_leaderboard, win_rates, with_tag
+    from storage.sets import set_info, set_votes
+
+    if args.battles is not None:
+        raise UsageError("--set rates the verdicts stored in the database: it cannot go with --battles")
+    if args.category != "all" or rating_mode(args) != "blind":
+        raise UsageError("--set rates blind verdicts on the set's prompts: leave out --category, --mode and "
+                         "--include-named (use --tag to narrow the prompts)")
+    flagged = bool(getattr(args, "include_flagged", False))
+    with open_store(settings.db_path, create=False) as store:
+        set_info(store, args.set_name)  # an unknown set is refused with the sets there are
+        votes = set_votes(store, args.set_name, judge=args.voter, include_flagged=flagged)
+    chosen = with_tag(votes, args.tag)
+    if args.tag is not None and not chosen and votes:
+        tags = sorted({label for vote in votes for label in vote.labels})
+        raise UsageError(f"no judged prompt of set {args.set_name} is tagged {args.tag!r}; tags judged: "
+                         f"{', '.join(tags) or 'none'}")
+    board = set_leaderboard(chosen, rounds=args.rounds, seed=args.seed, anchor=parse_anchor(args.anchor),
+                            min_votes=args.min_votes)
+    rates = win_rates(chosen) if args.by_tag else None
+    agreed = set_agreement(chosen) if args.agreement else None
+    selection = Selection(Battles.from_pairs(vote.pair() for vote in chosen))
+    if args.json:
+        document = to_json(board, args, settings, selection)
+        document.update({"set": args.set_name, "tag": args.tag})
+        if rates is not None:
+            document["by_tag"] = [{name: getattr(row, name) for name in row.__dataclass_fields__} for row in rates]
+        if agreed is not None:
+            document["agreement"] = {
+                "alpha": agreed.alpha, "pairs": agreed.pairs, "verdicts": agreed.verdicts, "judges": agreed.judges,
+                "mean_agreement": agreed.mean_agreement,
+                "per_pair": [{"answers": list(p.unit), "pair": pair_names(chosen)[p.unit], "judges": p.judges,
+                              "agreement": p.agreement} for p in agreed.per_pair],
+            }
+        print(json.dumps(document, indent=2))
+        return EXIT_OK
+    scope = f"set {args.set_name}" + (f", tag {args.tag}" if args.tag else "")
+    text = render_table(board, args, selection).replace("stored votes", scope, 1)
+    if not board.rows:
+        text = f"No verdicts yet ({scope}): judge the set's pairs in the Judge tab.\n"
+    if rates is not None:
+        text += "\n" + render_win_rates(rates)
+    if agreed is not None:
+        text += "\n" + agreement_text(agreed) + "\n"
+        if agreed.per_pair:
+            text += "".join(f"  {line}\n" for line in disagreements(agreed, pair_names(chosen), shown=20))
+    print(text, end="")
+    return EXIT_OK
+
+
+def render_win_rates(rows: list[Any]) -> str:
+    """The win rate per tag per variant (`--by-tag`)."""
+    from arena.set_ratings import ALL
+
+    if not rows:
+        return "No verdicts to break down by tag.\n"
+    tag_width = max(len("tag"), len("all prompts"), *(len(row.tag) for row in rows))
+    width = max(len("variant"), *(len(row.variant) for row in rows))
+    lines = [f"{'tag':<{tag_width}}  {'variant':<{width}}  {'judged':>6}  {'score':>5}  {'95% interval':>12}  "
+             f"{'wins':>4}  {'losses':>6}  {'ties':>4}  {'both bad':>8}"]
+    for row in rows:
+        tag = "all prompts" if row.tag == ALL else row.tag
+        lines.append(f"{tag:<{tag_width}}  {row.variant:<{width}}  {row.judged:>6}  {row.score:>5.0%}  "
+                     f"{f'{row.low:.0%}..{row.high:.0%}':>12}  {row.wins:>4}  {row.losses:>6}  {row.ties:>4}  "
+                     f"{row.both_bad:>8}")
+    lines.append("score: share of judged pairs won, a tie or both bad counting half; interval: Wilson 95%")
     return "\n".join(lines) + "\n"

@@ -63,6 +63,7 @@ _FLAGS = (
     _Flag("max_image_pixels", int, "N", f"most pixels in one image (default {_D.max_image_pixels:,} = 4096 x 4096)"),
     _Flag("max_audio_s", float, "S", f"longest audio clip, in seconds (default and most {_D.max_audio_s:g}: "
           "Gemma 4's audio encoder cuts the rest)"),
+    _Flag("max_turns", int, "N", f"most user turns in one conversation (default {_D.max_turns})"),
     _Flag("max_concurrent_per_user", int, "N",
           f"requests one user may have running at once (default {_D.max_concurrent_per_user})", serving_only=True),
     _Flag("max_queue", int, "N", f"requests waiting in the server's queue at most (default {_D.max_queue})",

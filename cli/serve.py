@@ -276,8 +276,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
     from storage import open_store
     from ui.access import Access
-    from ui.app import CSS, ArenaApp
+    from ui.app import ArenaApp
+    from ui.errors import log_to_console
     from ui.services import ArenaServices
+
+    log_to_console()
 
     sync, journal = (start_space_sync(settings, space_settings) if space and space_settings.dataset
                      else (None, None))
@@ -306,7 +309,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                   f"{memory.budget.describe()}", file=sys.stderr, flush=True)
             # Not blocking: Gradio's own wait, on Ctrl-C, closes only its HTTP server, which then
             # waits up to 5 s for the open heartbeats and event streams; stop() below ends them first.
-            app.blocks.launch(server_name=host, server_port=port, css=CSS, prevent_thread_lock=True,
+            app.launch(server_name=host, server_port=port, prevent_thread_lock=True,
                               **launch_options(limits, users))
             services.start_loading(_log_loaded)  # (started already unless on ZeroGPU)
             while app.blocks.is_running:

@@ -4,6 +4,12 @@ stats), FastChat clean battles (one record per pairwise outcome), and a leaderbo
 Files are written beside the target and renamed into place when complete, so a failed export
 never leaves half a file where a good one was.
 
+Times in CSV and JSONL are ISO 8601 in UTC with milliseconds (`2026-12-01T01:39:54.123Z`); a
+FastChat file keeps its `tstamp` in epoch seconds, as that format defines it. A vote on a later
+turn of a conversation covers the turns before it: each record names its `turn` and
+`conversation` (the first turn's battle id); JSONL records hold the earlier turns too, and a
+FastChat battle holds the whole conversation in `conversation_a` / `conversation_b`.
+
 CSV files are for spreadsheets, which run a cell starting with `=`, `+`, `-`, `@`, a tab or a
 carriage return as a formula (`=HYPERLINK(...)` in a prompt would be a live link): every text cell
 that starts so gets a leading `'` (OWASP's advice on CSV injection). JSONL and FastChat files are
@@ -19,16 +25,21 @@ import string
 import sys
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
 from arena.errors import UsageError
+from arena.rating_tables import BOARD_COLUMNS
 from arena.votes import Vote, implied_outcomes
 from storage.fastchat import BattleRecord, Message, write_battles
 from storage.queries import STAT_COLUMNS, voted_variants
 
 VOTE_FORMATS = ("csv", "jsonl", "fastchat")
-LEADERBOARD_COLUMNS = ("rank", "variant", "rating", "ci_low", "ci_high", "votes", "wins", "losses", "ties")
+#: The leaderboard CSV's columns: every field of the table the Leaderboard tab shows
+#: (`arena.rating_tables.BOARD_COLUMNS`), the 95 % interval as ci_low and ci_high, and whether
+#: the row is preliminary (the tab marks it after the variant's name).
+LEADERBOARD_COLUMNS = tuple(field for column in BOARD_COLUMNS for field in column.fields)
 SIDE_LETTERS = string.ascii_lowercase
 
 #: What a spreadsheet takes as the start of a formula (OWASP, "CSV Injection").
@@ -38,6 +49,8 @@ _SIDE_FIELDS = ("variant", "spec", "text", "thinking", "tool_calls", "error", "e
 _VOTE_FIELDS = (
     "vote_id",
     "battle_id",
+    "conversation",
+    "turn",
     "voted_at",
     "voter",
     "mode",
@@ -61,27 +74,38 @@ def write_votes(rows: Iterable[dict[str, Any]], format: str, out: Path) -> int:
     return how many records were written."""
     if format not in VOTE_FORMATS:
         raise UsageError(f"unknown export format {format!r}: expected one of {', '.join(VOTE_FORMATS)}")
-    records = [vote_record(row) for row in rows]
+    rows = list(rows)
     with open_output(out) as stream:
-        if format == "jsonl":
-            for record in records:
-                stream.write(json.dumps(record, ensure_ascii=False) + "\n")
-            return len(records)
+        if format == "fastchat":
+            return write_battles(fastchat_records(rows), stream)
+        records = [vote_record(row) for row in rows]
         if format == "csv":
             return _write_csv(records, stream)
-        return write_battles(fastchat_records(records), stream)
+        for record in records:
+            stream.write(json.dumps(record, ensure_ascii=False) + "\n")
+        return len(records)
+
+
+def iso_time(seconds: float | None) -> str | None:
+    """Epoch seconds as ISO 8601 in UTC with milliseconds, e.g. 2026-12-01T01:39:54.123Z."""
+    if seconds is None:
+        return None
+    return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def vote_record(row: dict[str, Any]) -> dict[str, Any]:
-    """One vote as a JSON-able dict: the battle, the vote (by label) and each side's run."""
+    """One vote as a JSON-able dict: the battle, the vote (by label), each side's run, and the
+    earlier turns of its conversation (each with every side's answer), oldest first."""
     vote: Vote = row["vote"]
     return {
         "vote_id": row["vote_id"],
         "battle_id": row["battle_id"],
-        "voted_at": row["voted_at"],
+        "conversation": row["conversation"],
+        "turn": row["turn"],
+        "voted_at": iso_time(row["voted_at"]),
         "voter": row["voter"],
         "mode": row["mode"],
-        "served_at": row["created_at"],
+        "served_at": iso_time(row["created_at"]),
         "served_to": row["served_to"],
         "has_image": bool(row["has_image"]),
         "has_audio": bool(row["has_audio"]),
@@ -95,6 +119,15 @@ def vote_record(row: dict[str, Any]) -> dict[str, Any]:
             "ranking": None if vote.ranking is None else [list(tier) for tier in vote.ranking],
         },
         "sides": [_side_record(side) for side in row["sides"]],
+        "earlier_turns": [
+            {
+                "battle_id": turn["battle_id"],
+                "turn": turn["turn"],
+                "request": json.loads(turn["request"]),
+                "answers": turn["answers"],
+            }
+            for turn in row["earlier_turns"]
+        ],
     }
 
 
@@ -108,7 +141,7 @@ def _side_record(side: dict[str, Any]) -> dict[str, Any]:
         "tool_calls": json.loads(side["tool_calls"] or "[]"),
         "error": side["error"],
         "error_kind": side["error_kind"],
-        "recorded_at": side["recorded_at"],
+        "recorded_at": iso_time(side["recorded_at"]),
         "stats": {**{name: side[name] for name in STAT_COLUMNS}, "server": json.loads(side["server"] or "{}")},
     }
 
@@ -125,6 +158,8 @@ def _write_csv(records: list[dict[str, Any]], stream: IO[str]) -> int:
         row: list[Any] = [
             record["vote_id"],
             record["battle_id"],
+            record["conversation"],
+            record["turn"],
             record["voted_at"],
             record["voter"],
             record["mode"],
@@ -162,44 +197,59 @@ def _write_csv(records: list[dict[str, Any]], stream: IO[str]) -> int:
     return len(records)
 
 
-def fastchat_records(records: Iterable[dict[str, Any]]) -> Iterator[BattleRecord]:
-    """FastChat clean battles for exported votes: one per implied pairwise outcome, in voting
-    order, so `leaderboard --battles` on them rates exactly as `leaderboard --db` does.
+def fastchat_records(rows: Iterable[dict[str, Any]]) -> Iterator[BattleRecord]:
+    """FastChat clean battles for exported votes (`storage.queries.export_rows`): one per implied
+    pairwise outcome, in voting order, so `leaderboard --battles` on them rates exactly as
+    `leaderboard --db` does. A vote on a later turn writes the whole conversation up to it (system
+    first, then each turn's user message and that side's own answer), `turn` their count.
 
     `question_id` is the battle id (with "-n" per pair for votes on more than two variants), or
     the original question id of an imported battle."""
-    for record in records:
-        sides = {side["variant"]: side for side in record["sides"]}
-        vote = record["vote"]
-        pairs = implied_outcomes(
-            voted_variants(record["mode"], record["sides"]),
-            Vote.of(outcome=vote["outcome"], best=vote["best"], ranking=vote["ranking"]),
-            tstamp=record["voted_at"],
-        )
-        question = record["source_ref"] or record["battle_id"]
+    for row in rows:
+        vote: Vote = row["vote"]
+        request = json.loads(row["request"])
+        pairs = implied_outcomes(voted_variants(row["mode"], row["sides"]), vote, tstamp=row["voted_at"])
+        question = row["source_ref"] or row["battle_id"]
+        turns = [*row["earlier_turns"], _last_turn(row)]
         for index, pair in enumerate(pairs):
             yield BattleRecord(
                 model_a=pair.model_a,
                 model_b=pair.model_b,
                 outcome=pair.outcome,
-                tstamp=pair.tstamp,
+                tstamp=pair.tstamp,  # epoch seconds: FastChat's own field (only CSV and JSONL say ISO 8601)
                 question_id=question if len(pairs) == 1 else f"{question}-{index}",
-                judge=record["voter"],
-                anony=record["mode"] == "blind",
-                conversation_a=_conversation(record["request"], sides[pair.model_a]),
-                conversation_b=_conversation(record["request"], sides[pair.model_b]),
-                turn=int(record["request"].get("turn", 1)),
-                language=record["language"] or "unknown",
+                judge=row["voter"],
+                anony=row["mode"] == "blind",
+                conversation_a=_conversation(turns, pair.model_a),
+                conversation_b=_conversation(turns, pair.model_b),
+                # an import of a FastChat battle whose turns could not be told apart kept its count
+                turn=max(row["turn"], int(request.get("turn", 1))),
+                language=row["language"] or "unknown",
             )
 
 
-def _conversation(request: dict[str, Any], side: dict[str, Any]) -> tuple[Message, ...]:
-    system = () if not request.get("system") else (Message("system", request["system"]),)
-    return (*system, Message("user", request["prompt"]), Message("assistant", side["text"] or ""))
+def _last_turn(row: dict[str, Any]) -> dict[str, Any]:
+    """The voted turn in the shape of `storage.queries.earlier_turns`."""
+    answers = {side["variant"]: side["text"] or "" for side in row["sides"]}
+    return {"battle_id": row["battle_id"], "turn": row["turn"], "request": row["request"], "answers": answers}
+
+
+def _conversation(turns: list[dict[str, Any]], variant: str) -> tuple[Message, ...]:
+    """The messages `variant` saw and sent: the system prompt of the first turn, then each turn's
+    user message and its own answer."""
+    requests = [json.loads(turn["request"]) for turn in turns]
+    system = () if not requests[0].get("system") else (Message("system", requests[0]["system"]),)
+    exchanges = (
+        message
+        for turn, request in zip(turns, requests, strict=True)
+        for message in (Message("user", request["prompt"]), Message("assistant", turn["answers"].get(variant, "")))
+    )
+    return (*system, *exchanges)
 
 
 def write_leaderboard_csv(rows: Iterable[Any], out: Path) -> int:
-    """Write leaderboard rows (objects with the LEADERBOARD_COLUMNS attributes) as CSV."""
+    """Write leaderboard rows (`arena.ratings.Row`, or objects with the LEADERBOARD_COLUMNS
+    attributes) as CSV, one column per field of the Leaderboard tab's table."""
     count = 0
     with open_output(out) as stream:
         writer = _SafeCsvWriter(stream)

@@ -7,6 +7,10 @@ tie (bothbad)`, our outcomes a / b / tie / both_bad), and optionally `tstamp`, `
 Keys may come in any order. Other fields (FastChat's `conv_metadata`, `category_tag`,
 `dedup_tag`, ...) are read past and not kept.
 
+A battle of several turns holds the whole conversation on each side: the system prompt if any,
+then each user message followed by that side's answer to it, and `turn` counts the user
+messages. Both sides answer the same user messages (`BattleRecord.exchanges`).
+
 `anony` says whether the voter saw the answers without the model names (a blind battle).
 FastChat rates only those, and so do `leaderboard --battles` and `import` unless given
 `--include-named`. A battle without `anony` (or with null) counts as anonymous: FastChat's clean
@@ -51,6 +55,15 @@ class Message:
 
 
 @dataclass(frozen=True)
+class Exchange:
+    """One turn of a battle's conversation: the user's message and each side's answer to it."""
+
+    prompt: str
+    answer_a: str
+    answer_b: str
+
+
+@dataclass(frozen=True)
 class BattleRecord:
     """One FastChat clean battle, with the winner as our outcome (a, b, tie, both_bad). `anony`
     is true for a blind battle (the voter did not see the names): see the module docstring."""
@@ -76,6 +89,34 @@ class BattleRecord:
         """The pairwise outcome this battle records (what ratings use)."""
         return PairOutcome(self.model_a, self.model_b, self.outcome, self.tstamp)
 
+    @property
+    def system(self) -> str | None:
+        """The first system message of conversation_a (else of conversation_b), if any."""
+        messages = (*self.conversation_a, *self.conversation_b)
+        return next((m.content for m in messages if m.role == "system"), None)
+
+    def exchanges(self) -> tuple[Exchange, ...]:
+        """The turns of the conversations, oldest first: each user message, with the answer of
+        each side that follows it (its last assistant message before the next user message; ""
+        if none, or if that side's conversation is missing). ValueError when the two sides of a
+        battle of several turns hold different user messages: both answer the same ones (a
+        battle of one turn takes conversation_a's, as imports always did)."""
+        turns_a, turns_b = _turns(self.conversation_a), _turns(self.conversation_b)
+        prompts_a, prompts_b = [prompt for prompt, _ in turns_a], [prompt for prompt, _ in turns_b]
+        if len(prompts_a) == len(prompts_b) == 1:
+            prompts_b = prompts_a
+        if turns_a and turns_b and prompts_a != prompts_b:
+            differ = [n for n, (a, b) in enumerate(zip(prompts_a, prompts_b, strict=False), 1) if a != b]
+            where = f"at turn {differ[0]}" if differ else f"{len(prompts_a)} turns against {len(prompts_b)}"
+            raise ValueError(
+                f"conversation_a and conversation_b hold different user messages ({where}): both sides of a "
+                "battle answer the same messages"
+            )
+        prompts = prompts_a or prompts_b
+        answers_a = [answer for _, answer in turns_a] or [""] * len(prompts)
+        answers_b = [answer for _, answer in turns_b] or [""] * len(prompts)
+        return tuple(Exchange(*turn) for turn in zip(prompts, answers_a, answers_b, strict=True))
+
     def to_fastchat(self) -> dict[str, Any]:
         """The FastChat JSON object, model_a, model_b, winner and tstamp first (for people
         reading the file; readers take keys in any order)."""
@@ -98,7 +139,7 @@ class BattleRecord:
         """Check and convert one parsed FastChat object; ValueError says what is wrong."""
         model_a, model_b, winner, tstamp, anony = rated_fields(obj)
         assert isinstance(obj, dict)  # rated_fields has checked it
-        return cls(
+        record = cls(
             model_a=model_a,
             model_b=model_b,
             outcome=WINNER_TO_OUTCOME[winner],
@@ -111,6 +152,8 @@ class BattleRecord:
             turn=_turn(obj),
             language=_optional_text(obj, "language") or "unknown",
         )
+        record.exchanges()  # two sides that asked different things are not one battle
+        return record
 
     @classmethod
     def coerce(cls, value: BattleRecord | Mapping[str, Any]) -> BattleRecord:
@@ -214,6 +257,17 @@ def _conversation(obj: dict[str, Any], field: str) -> tuple[Message, ...]:
             raise ValueError(f"{field}[{index}].content must be text (multimodal content is not supported)")
         messages.append(Message(turn["role"], turn["content"]))
     return tuple(messages)
+
+
+def _turns(conversation: tuple[Message, ...]) -> list[tuple[str, str]]:
+    """(user message, the answer after it) of each turn; messages of other roles are read past."""
+    turns: list[tuple[str, str]] = []
+    for message in conversation:
+        if message.role == "user":
+            turns.append((message.content, ""))
+        elif message.role == "assistant" and turns:
+            turns[-1] = (turns[-1][0], message.content)
+    return turns
 
 
 def _message(turn: Message | Mapping[str, Any]) -> Message:

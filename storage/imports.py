@@ -5,6 +5,10 @@ Every battle gets an id derived from its content, so importing a file twice (or 
 share battles) stores each battle once. An import is one transaction: refused, it writes nothing.
 A blind battle (`anony` true or missing) is stored as mode 'blind', a named one as 'named'; an
 answer that names a model family or maker flags its battle, as one recorded here would.
+
+A battle of several turns (its conversations hold two user messages or more) is stored as a
+conversation: one battle per turn, each the `parent_id` of the next, the vote on the last, so
+that exporting it again writes the same conversation. A battle of one turn is stored as before.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from typing import TYPE_CHECKING
 from sqlite_utils import Database
 
 from arena.errors import UsageError
-from storage.fastchat import SHOWN_PROBLEMS, BattleRecord, Message
+from storage.fastchat import SHOWN_PROBLEMS, BattleRecord, Exchange, Message
 from storage.fastchat_reader import BattleFile, BattleTable, Skipped, check_mode, read_battle_table, read_battles
 from storage.records import Flag, find_flags, insert_flags
 
@@ -140,9 +144,10 @@ def import_battles(
     # first record of each id: the one stored
     first = dict(reversed(rows))
     flags = find_flags(
-        (identity, position, _answer(conversation), "")
+        (turn_id, position, answer, "")
         for identity, record in first.items()
-        for position, conversation in enumerate((record.conversation_a, record.conversation_b))
+        for turn_id, _, answers in _turns(identity, record)
+        for position, answer in enumerate(answers)
     )
 
     def job(db: Database) -> tuple[int, int, int]:
@@ -185,41 +190,57 @@ def battle_id(record: BattleRecord) -> str:
     return "fastchat-" + hashlib.sha256(content.encode()).hexdigest()[:32]
 
 
+def _turns(identity: str, record: BattleRecord) -> list[tuple[str, Exchange | None, tuple[str, str]]]:
+    """(battle id, its exchange, the two answers) of each battle a record is stored as, oldest
+    first: one per turn of a conversation of several turns (the last turn's id is the record's:
+    `battle_id`), else the record's own battle (exchange None), as imports always stored it."""
+    exchanges = record.exchanges()
+    if len(exchanges) < 2:
+        return [(identity, None, (_answer(record.conversation_a), _answer(record.conversation_b)))]
+    ids = [f"{identity}-turn{number}" for number in range(1, len(exchanges))] + [identity]
+    return [(turn_id, turn, (turn.answer_a, turn.answer_b)) for turn_id, turn in zip(ids, exchanges, strict=True)]
+
+
 def _insert(db: Database, records: dict[str, BattleRecord], now: float, flags: list[Flag]) -> int:
     """Store the battles, their runs, votes and flags (of every battle of the file: those of
     `records` are taken); return how many battles were flagged."""
     battles, sides, runs, votes = [], [], [], []
+    record_of: dict[str, str] = {}  # each stored battle's record (the id of its last turn)
     for identity, record in records.items():
         when = now if record.tstamp is None else record.tstamp
-        system, prompt = _opening(record.conversation_a)
-        request: dict[str, object] = {
-            "prompt": prompt,
-            "system": system,
-            "images": [],
-            "audio": [],
-            "turn": record.turn,
-        }
-        battles.append(
-            (
-                identity,
-                when,
-                "blind" if record.anony else "named",
-                record.judge,
-                prompt,
-                json.dumps(request, ensure_ascii=False),
-                record.question_id,
-                None if record.language == "unknown" else record.language,
+        parent: str | None = None
+        for number, (turn_id, exchange, answers) in enumerate(_turns(identity, record), 1):
+            if exchange is None:  # one turn
+                system, prompt = _opening(record.conversation_a)
+                request: dict[str, object] = {
+                    "prompt": prompt, "system": system, "images": [], "audio": [], "turn": record.turn
+                }  # fmt: skip
+            else:
+                prompt = exchange.prompt
+                request = {"prompt": prompt, "system": record.system, "images": [], "audio": []}
+            battles.append(
+                (
+                    turn_id,
+                    when,
+                    "blind" if record.anony else "named",
+                    record.judge,
+                    prompt,
+                    json.dumps(request, ensure_ascii=False),
+                    record.question_id,
+                    None if record.language == "unknown" else record.language,
+                    parent,
+                    number,
+                )
             )
-        )
-        for position, (variant, conversation) in enumerate(
-            [(record.model_a, record.conversation_a), (record.model_b, record.conversation_b)]
-        ):
-            sides.append((identity, position, variant))
-            runs.append((identity, position, when, _answer(conversation)))
+            for position, (variant, answer) in enumerate(zip((record.model_a, record.model_b), answers, strict=True)):
+                sides.append((turn_id, position, variant))
+                runs.append((turn_id, position, when, answer))
+            record_of[turn_id] = identity
+            parent = turn_id
         votes.append((identity, when, record.judge, record.outcome))
     db.conn.executemany(
         "INSERT INTO battles (id, created_at, mode, voter, sides, prompt, request, has_image, has_audio, "
-        "source, source_ref, language) VALUES (?, ?, ?, ?, 2, ?, ?, 0, 0, 'fastchat', ?, ?)",
+        "source, source_ref, language, parent_id, turn) VALUES (?, ?, ?, ?, 2, ?, ?, 0, 0, 'fastchat', ?, ?, ?, ?)",
         battles,
     )
     db.conn.executemany("INSERT INTO sides (battle_id, position, variant) VALUES (?, ?, ?)", sides)
@@ -229,7 +250,8 @@ def _insert(db: Database, records: dict[str, BattleRecord], now: float, flags: l
         runs,
     )
     db.conn.executemany("INSERT INTO votes (battle_id, created_at, voter, outcome) VALUES (?, ?, ?, ?)", votes)
-    return len(insert_flags(db, [flag for flag in flags if flag[0] in records]))
+    flagged = insert_flags(db, [flag for flag in flags if flag[0] in record_of])
+    return len({record_of[battle] for battle in flagged})  # a conversation once, however many turns are flagged
 
 
 def _opening(conversation: Sequence[Message]) -> tuple[str | None, str]:

@@ -12,12 +12,17 @@ of a file names the format. Each record carries `seq`, the number of its write, 
 write transaction, so replay follows commit order even where two threads appended their lines
 the other way round (and then gives votes the ids they had).
 
-Media: a battle's request names its images and audio by sha256 (`Request.describe`); the bytes
-are never stored, here or in the database.
+Conversations and media (format 2): a battle record carries `parent_id` and `turn`, and the
+bytes of a request's images and audio, stored once each in the `media` table, come as `media`
+records (base64) just before the first battle that used them. Format 1 journals (before m004)
+stay readable: their battles are first turns, and they hold no media.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
 import itertools
 import json
 import threading
@@ -34,12 +39,14 @@ from sqlite_utils import Database
 from arena.errors import StorageError
 from arena.measure import Result, Stats
 from arena.votes import Vote
-from backends.base import ToolCall
+from backends.base import Media, ToolCall
 from storage.queries import STAT_COLUMNS, read_battle, vote_from_row
-from storage.records import Flag, NewBattle, insert_battle, insert_flags, insert_runs, insert_vote
+from storage.records import Flag, NewBattle, insert_battle, insert_flags, insert_media, insert_runs, insert_vote
 
 JOURNAL_DIR = "journal"
-FORMAT = 1
+FORMAT = 2
+#: The formats this version replays: 1 (before conversations and media) and 2.
+READABLE_FORMATS = (1, 2)
 #: Below the Hub's 10 MB limit for plain (non-LFS) files, so a push sends one small git blob.
 MAX_FILE_BYTES = 8 * 2**20
 
@@ -182,6 +189,19 @@ def battle_record(battle: NewBattle) -> Record:
         "source": battle.source,
         "source_ref": battle.source_ref,
         "language": battle.language,
+        "parent_id": battle.parent_id,
+        "turn": battle.turn,
+    }
+
+
+def media_record(media: Media) -> Record:
+    """The bytes of an attachment, as `insert_media` stored them (base64)."""
+    return {
+        "kind": "media",
+        "sha256": media.sha256,
+        "media_kind": media.kind,
+        "mime": media.mime,
+        "data": base64.b64encode(media.data).decode("ascii"),
     }
 
 
@@ -221,50 +241,50 @@ class Marks:
     runs: int
     votes: int
     flags: int
+    media: int = 0
 
 
 def marks(db: Database) -> Marks:
     """Where each journaled table ends now."""
     row = db.conn.execute(
         "SELECT (SELECT IFNULL(MAX(rowid), 0) FROM battles), (SELECT IFNULL(MAX(id), 0) FROM runs), "
-        "(SELECT IFNULL(MAX(id), 0) FROM votes), (SELECT IFNULL(MAX(rowid), 0) FROM identity_flags)"
+        "(SELECT IFNULL(MAX(id), 0) FROM votes), (SELECT IFNULL(MAX(rowid), 0) FROM identity_flags), "
+        "(SELECT IFNULL(MAX(rowid), 0) FROM media)"
     ).fetchone()
     return Marks(*row)
 
 
 def records_since(db: Database, since: Marks) -> list[Record]:
-    """Every battle, run, flag and vote stored after `since`, as journal records, battles first."""
+    """Every medium, battle, run, flag and vote stored after `since`, as journal records: media
+    first, then each battle followed by its runs (a follow-up turn is replayed only after the turn
+    before it finished), then runs of older battles, flags, votes."""
+    records = [
+        media_record(Media(kind, data, mime))
+        for kind, data, mime in db.conn.execute(
+            "SELECT kind, data, mime FROM media WHERE rowid > ? ORDER BY rowid", [since.media]
+        )
+    ]
     battles: dict[str, tuple[Any, ...]] = {}
     sides: dict[str, list[tuple[str, str | None]]] = {}
     for *battle, variant, spec in db.conn.execute(
         "SELECT b.id, b.created_at, b.mode, b.voter, b.prompt, b.request, b.has_image, b.has_audio, b.source, "
-        "b.source_ref, b.language, s.variant, s.spec FROM battles b JOIN sides s ON s.battle_id = b.id "
-        "WHERE b.rowid > ? ORDER BY b.rowid, s.position",
+        "b.source_ref, b.language, b.parent_id, b.turn, s.variant, s.spec FROM battles b "
+        "JOIN sides s ON s.battle_id = b.id WHERE b.rowid > ? ORDER BY b.rowid, s.position",
         [since.battles],
     ):
         battles.setdefault(battle[0], tuple(battle))
         sides.setdefault(battle[0], []).append((variant, spec))
-    records = [
-        battle_record(
-            NewBattle(
-                id,
-                created_at,
-                mode,
-                voter,
-                tuple(sides[id]),
-                prompt,
-                request,
-                bool(image),
-                bool(audio),
-                source,
-                source_ref,
-                language,
-            )
-        )
-        for id, created_at, mode, voter, prompt, request, image, audio, source, source_ref, language in battles.values()
-    ]
     flags = _flags_since(db, since.flags)
-    records += _runs_since(db, since.runs, flags)
+    runs = {record["battle_id"]: record for record in _runs_since(db, since.runs, flags)}
+    for id, created_at, mode, voter, prompt, request, image, audio, *rest in battles.values():
+        # rest: source, source_ref, language, parent_id, turn
+        battle = NewBattle(
+            id, created_at, mode, voter, tuple(sides[id]), prompt, request, bool(image), bool(audio), *rest
+        )
+        records.append(battle_record(battle))
+        if id in runs:
+            records.append(runs.pop(id))
+    records += runs.values()
     if flags:  # flags on runs stored before (none of this project's writes do that, but keep them)
         records.append({"kind": "flags", "flags": [[b, p, list(w)] for b, found in flags.items() for p, w in found]})
     records += _votes_since(db, since.votes)
@@ -360,10 +380,11 @@ def read_journals(paths: Iterable[Path], report: Replayed) -> list[Located]:
                     report.problems.append(f"{path.name} line {number}: not a journal record ({exc})")
                     continue
                 if "journal" in record:
-                    if record.get("format") != FORMAT:
+                    if record.get("format") not in READABLE_FORMATS:
                         raise StorageError(
                             f"{path.name} is a journal of format {record.get('format')}, which this Gemma Arena "
-                            f"does not know (it reads format {FORMAT}): upgrade gemma-arena before restoring"
+                            f"does not know (it reads formats {', '.join(map(str, READABLE_FORMATS))}): upgrade "
+                            "gemma-arena before restoring"
                         )
                     continue
                 lines.append((int(record.get("seq", 0)), (path.name, number, record)))
@@ -411,9 +432,14 @@ def _apply(db: Database, record: Record) -> bool:
                 record["source"],
                 record["source_ref"],
                 record["language"],
+                # format 1 (before conversations): a first turn
+                record.get("parent_id"),
+                record.get("turn"),
             ),
         )
         return True
+    if kind == "media":
+        return bool(insert_media(db, [_media(record)]))
     if kind == "runs":
         battle = read_battle(db, record["battle_id"])
         if battle is not None and battle.phase != "served":
@@ -440,6 +466,16 @@ def _apply(db: Database, record: Record) -> bool:
         insert_flags(db, new)
         return bool(new)
     raise ValueError(f"unknown record kind {kind!r}")
+
+
+def _media(record: Record) -> Media:
+    try:
+        data = base64.b64decode(record["data"], validate=True)
+    except (binascii.Error, TypeError) as exc:
+        raise ValueError(f"its data is not base64 ({exc})") from None
+    if hashlib.sha256(data).hexdigest() != record["sha256"]:
+        raise ValueError(f"its bytes do not hash to {record['sha256']}: the file was damaged")
+    return Media(record["media_kind"], data, record["mime"])
 
 
 def _result(value: Record) -> Result:

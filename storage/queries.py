@@ -59,7 +59,8 @@ class StoredBattle:
     """A battle as stored. `phase` is derived: 'served' until every side has a run, then
     'errored' if any run failed, else 'finished'. `errors` pairs each failed variant with its error.
     `identity_words` are the model families and makers its answers name (`arena.identity`): the
-    battle is `flagged`, and ratings leave it out unless asked."""
+    battle is `flagged`, and ratings leave it out unless asked. `parent_id` is the turn before it
+    in its conversation (None: a first turn), `turn` its number there."""
 
     id: str
     created_at: float
@@ -73,6 +74,8 @@ class StoredBattle:
     errors: tuple[tuple[str, str], ...]
     vote: Vote | None
     identity_words: tuple[str, ...] = ()
+    parent_id: str | None = None
+    turn: int = 1
 
     @property
     def flagged(self) -> bool:
@@ -124,7 +127,7 @@ def read_battle(db: Database, battle_id: str) -> StoredBattle | None:
     """The battle with this id, or None if there is none. One query: it is on every vote's path."""
     rows = db.conn.execute(
         "SELECT b.created_at, b.mode, b.voter, b.has_image, b.has_audio, s.variant, s.spec, "
-        "r.id IS NOT NULL, r.error, v.id IS NOT NULL, v.outcome, v.best, v.ranking, f.words "
+        "r.id IS NOT NULL, r.error, v.id IS NOT NULL, v.outcome, v.best, v.ranking, f.words, b.parent_id, b.turn "
         "FROM battles b JOIN sides s ON s.battle_id = b.id "
         "LEFT JOIN runs r ON r.battle_id = s.battle_id AND r.position = s.position "
         "LEFT JOIN identity_flags f ON f.battle_id = s.battle_id AND f.position = s.position "
@@ -150,7 +153,32 @@ def read_battle(db: Database, battle_id: str) -> StoredBattle | None:
         errors=errors,
         vote=vote_from_row(variants, *first[10:13]) if first[9] else None,
         identity_words=tuple(dict.fromkeys(word for row in rows if row[13] for word in json.loads(row[13]))),
+        parent_id=first[14],
+        turn=first[15],
     )
+
+
+#: The battle named by the parameter and every turn before it, nearest first (`depth` 0: itself).
+CHAIN_SQL = (
+    "WITH RECURSIVE chain (id, parent_id, depth) AS ("
+    "SELECT id, parent_id, 0 FROM battles WHERE id = ? "
+    "UNION ALL SELECT b.id, b.parent_id, c.depth + 1 FROM battles b JOIN chain c ON b.id = c.parent_id) "
+)
+
+
+def voted_in_chain(db: Database, battle_id: str) -> str | None:
+    """The battle of `battle_id`'s conversation up to it (itself and the turns before it) that
+    has a vote, or None: a conversation takes one vote, and none goes on after it."""
+    row = db.conn.execute(
+        CHAIN_SQL + "SELECT c.id FROM chain c JOIN votes v ON v.battle_id = c.id ORDER BY c.depth LIMIT 1",
+        [battle_id],
+    ).fetchone()
+    return None if row is None else row[0]
+
+
+def has_later_turn(db: Database, battle_id: str) -> bool:
+    """Whether a follow-up turn was stored after this battle (it is not its conversation's last)."""
+    return db.conn.execute("SELECT 1 FROM battles WHERE parent_id = ? LIMIT 1", [battle_id]).fetchone() is not None
 
 
 def voted_variants(mode: str, sides: Sequence[dict[str, Any]]) -> list[str]:
@@ -194,7 +222,7 @@ def _voted_battles(db: Database, where: str, params: list[Any]) -> list[dict[str
         db.query(
             "SELECT v.id AS vote_id, v.battle_id, v.created_at AS voted_at, v.voter, v.outcome, v.best, "
             "v.ranking, b.created_at, b.mode, b.voter AS served_to, b.prompt, b.request, b.has_image, "
-            "b.has_audio, b.source, b.source_ref, b.language "
+            "b.has_audio, b.source, b.source_ref, b.language, b.parent_id, b.turn "
             f"FROM votes v JOIN battles b ON b.id = v.battle_id WHERE {where} ORDER BY v.created_at, v.id",
             params,
         )
@@ -282,18 +310,41 @@ def voters(db: Database, mode: str = "blind") -> list[str]:
 
 def export_rows(db: Database, category: str = "all", voter: str | None = None) -> Iterator[dict[str, Any]]:
     """One dict per vote, in voting order: the battle, the vote, and every side with its run.
-    Every mode, flagged battles included: an export holds every vote, with its battle's mode."""
+    Every mode, flagged battles included: an export holds every vote, with its battle's mode.
+    A vote on a later turn of a conversation covers the turns before it, which `earlier_turns`
+    holds (see `earlier_turns`); `conversation` is the first turn's battle id."""
     where, params = _vote_filter(category, voter)
     votes = _voted_battles(db, where, params)
     sides = _voted_sides(db, where, params, with_runs=True)
     for vote in votes:
         battle_sides = sides[vote["battle_id"]]
         variants = [side["variant"] for side in battle_sides]
+        earlier = [] if vote["parent_id"] is None else earlier_turns(db, vote["parent_id"])
         yield {
             **vote,
             "vote": vote_from_row(variants, vote["outcome"], vote["best"], vote["ranking"]),
             "sides": battle_sides,
+            "conversation": earlier[0]["battle_id"] if earlier else vote["battle_id"],
+            "earlier_turns": earlier,
         }
+
+
+def earlier_turns(db: Database, battle_id: str) -> list[dict[str, Any]]:
+    """The turns of a conversation up to `battle_id`, oldest first, as the exports write them:
+    battle_id, turn, prompt, request (JSON text) and `answers` (variant -> its answer's text;
+    "" for one that failed)."""
+    turns: dict[str, dict[str, Any]] = {}
+    for turn_id, turn, prompt, request, variant, text in db.conn.execute(
+        CHAIN_SQL + "SELECT b.id, b.turn, b.prompt, b.request, s.variant, r.text FROM chain c "
+        "JOIN battles b ON b.id = c.id JOIN sides s ON s.battle_id = b.id "
+        "LEFT JOIN runs r ON r.battle_id = s.battle_id AND r.position = s.position ORDER BY c.depth DESC, s.position",
+        [battle_id],
+    ):
+        found = turns.setdefault(
+            turn_id, {"battle_id": turn_id, "turn": turn, "prompt": prompt, "request": request, "answers": {}}
+        )
+        found["answers"][variant] = text or ""
+    return list(turns.values())
 
 
 def battle_counts(db: Database, *, voted_only: bool = False) -> dict[frozenset[str], int]:

@@ -1,9 +1,15 @@
 """Writing battles, runs and votes. Each function runs inside a write transaction it is given.
 
 The checks that make a vote valid (the battle exists, every answer finished, none failed, no
-vote yet, the voter is the one the battle was served to) run in the same transaction as the
-insert, so two concurrent votes on one battle can never both be accepted: the server enforces
-the battle's phase, not the UI.
+vote yet, the voter is the one the battle was served to, no later turn and no vote on an earlier
+one) run in the same transaction as the insert, so two concurrent votes on one battle can never
+both be accepted: the server enforces the battle's phase, not the UI.
+
+Conversations (m004): a follow-up turn is a battle whose `parent_id` names the turn before it.
+Its rules are checked in the transaction that stores it (`insert_battle`): the parent finished,
+its chain holds no vote (a vote ends a conversation), the mode and the person served are the
+parent's, and every variant answered there (sides are matched by name, not position). A vote is
+refused on a battle that has a later turn, or whose earlier turns hold a vote.
 
 Each run's answer and thinking are checked for names of model families and makers
 (`arena.identity`) as they are recorded; what is found goes into `identity_flags`, and the battle
@@ -14,7 +20,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlite_utils import Database
 
@@ -22,7 +28,8 @@ from arena.errors import StorageError
 from arena.identity import identity_words
 from arena.measure import Result
 from arena.votes import Vote, check_vote
-from storage.queries import StoredBattle, read_battle
+from backends.base import Media
+from storage.queries import StoredBattle, has_later_turn, read_battle, voted_in_chain
 
 MAX_SIDES = 8
 MODES = ("blind", "named")
@@ -56,6 +63,10 @@ class NewBattle:
     source: str = "arena"
     source_ref: str | None = None
     language: str | None = None
+    #: The turn before this one in its conversation (None: a first turn).
+    parent_id: str | None = None
+    #: Its number in the conversation: None until stored (`insert_battle` counts it from the parent).
+    turn: int | None = None
 
     def check(self) -> None:
         """Raise BattleRejected unless the battle can be stored."""
@@ -68,12 +79,17 @@ class NewBattle:
             raise BattleRejected(f"variant labels in a battle must be distinct and non-empty: {labels}")
 
 
-def insert_battle(db: Database, battle: NewBattle) -> str:
-    """Store a served battle and its sides; return its id."""
+def insert_battle(db: Database, battle: NewBattle) -> NewBattle:
+    """Store a served battle and its sides, after the rules of a follow-up turn (the module
+    docstring) when it has a parent; return it as stored, its `turn` counted."""
     battle.check()
+    turn = follow_up_turn(db, battle)
+    if battle.turn is not None and battle.turn != turn:
+        raise BattleRejected(f"battle {battle.id} says it is turn {battle.turn}, but it follows turn {turn - 1}")
+    battle = replace(battle, turn=turn)
     db.conn.execute(
         "INSERT INTO battles (id, created_at, mode, voter, sides, prompt, request, has_image, has_audio, "
-        "source, source_ref, language) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "source, source_ref, language, parent_id, turn) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
             battle.id,
             battle.created_at,
@@ -87,13 +103,71 @@ def insert_battle(db: Database, battle: NewBattle) -> str:
             battle.source,
             battle.source_ref,
             battle.language,
+            battle.parent_id,
+            turn,
         ],
     )
     db.conn.executemany(
         "INSERT INTO sides (battle_id, position, variant, spec) VALUES (?, ?, ?, ?)",
         [(battle.id, position, label, spec) for position, (label, spec) in enumerate(battle.variants)],
     )
-    return battle.id
+    return battle
+
+
+def follow_up_turn(db: Database, battle: NewBattle) -> int:
+    """The turn number `battle` takes: 1 without a parent, else the parent's + 1 once the rules of
+    a follow-up hold (BattleRejected says which does not)."""
+    if battle.parent_id is None:
+        return 1
+    parent_id = battle.parent_id
+    parent = read_battle(db, parent_id)
+    if parent is None:
+        raise BattleRejected(
+            f"no battle {parent_id!r} to follow up: it was never served here; start a new conversation"
+        )
+    if voted_in_chain(db, parent_id) is not None:
+        raise BattleRejected(f"this conversation has a vote (battle {parent_id} or a turn before it): start a new one")
+    if parent.phase == "served":
+        raise BattleRejected(
+            f"battle {parent_id} is still answering: send the next message once every answer is complete"
+        )
+    if battle.mode != parent.mode:
+        raise BattleRejected(
+            f"battle {parent_id} is {parent.mode}, so its follow-up turns are {parent.mode} too, not {battle.mode}"
+        )
+    if battle.voter != parent.voter:
+        # the other voter's name is theirs: not said
+        raise BattleRejected(
+            f"battle {parent_id} was served to someone else, and only they can continue it: start a conversation "
+            "of your own"
+        )
+    missing = [label for label, _ in battle.variants if label not in parent.answered]
+    if missing and parent.mode == "blind":
+        # which side failed would tell a blind voter something: not said
+        raise BattleRejected(
+            f"battle {parent_id} cannot be continued: a follow-up goes on with the sides that answered, and one "
+            "did not; start a new battle"
+        )
+    if missing:
+        raise BattleRejected(
+            f"{', '.join(missing)} did not answer in battle {parent_id}: a follow-up goes on with the variants "
+            f"that answered there ({', '.join(parent.answered) or 'none'})"
+        )
+    return parent.turn + 1
+
+
+def insert_media(db: Database, media: Iterable[Media]) -> list[Media]:
+    """Store the bytes of attachments (by SHA-256; one already stored is left as it is); return
+    those that were new."""
+    stored = []
+    for item in media:
+        cursor = db.conn.execute(
+            "INSERT OR IGNORE INTO media (sha256, kind, mime, data) VALUES (?, ?, ?, ?)",
+            [item.sha256, item.kind, item.mime, item.data],
+        )
+        if cursor.rowcount:
+            stored.append(item)
+    return stored
 
 
 def insert_runs(
@@ -178,6 +252,15 @@ def insert_vote(db: Database, battle_id: str, vote: Vote, voter: str | None, cre
     battle = read_battle(db, battle_id)
     check_votable(battle_id, battle)
     assert battle is not None
+    if has_later_turn(db, battle_id):
+        raise VoteRejected(
+            f"battle {battle_id} is not the last turn of its conversation: vote on its last turn, which covers "
+            "the whole conversation"
+        )
+    if battle.parent_id is not None and voted_in_chain(db, battle.parent_id) is not None:
+        raise VoteRejected(
+            "this conversation has a vote on an earlier turn (one vote per conversation): start a new one"
+        )
     if battle.voter is not None and voter is not None and voter != battle.voter:
         # the other voter's name is theirs: not said
         raise VoteRejected(

@@ -27,12 +27,30 @@ from arena.measure import Result
 from arena.ratings import PairOutcome
 from arena.voters import VoterStats, voter_stats
 from arena.votes import CastVote, Vote
-from backends.base import Request
+from backends.base import Media, Request
 from storage import queries
+from storage.conversations import HistoryEntry, StoredConversation, read_conversation, read_history, read_media
 from storage.db import DEFAULT_BUSY_TIMEOUT_S, StoreReadOnly, connect, read_snapshot, sqlite_errors
-from storage.journal import Journal, Record, battle_record, marks, records_since, runs_record, vote_record
+from storage.journal import (
+    Journal,
+    Record,
+    battle_record,
+    marks,
+    media_record,
+    records_since,
+    runs_record,
+    vote_record,
+)
 from storage.migrations import apply_migrations
-from storage.records import NewBattle, VoteRejected, insert_battle, insert_runs, insert_vote, result_flags
+from storage.records import (
+    NewBattle,
+    VoteRejected,
+    insert_battle,
+    insert_media,
+    insert_runs,
+    insert_vote,
+    result_flags,
+)
 from storage.writer import DirectWriter, GroupCommitWriter, Job, Writer
 
 if TYPE_CHECKING:
@@ -109,11 +127,28 @@ class Store:
     # -- recording ------------------------------------------------------------------------
 
     def open_battle(
-        self, request: Request, variants: VariantList, *, mode: str = "blind", voter: str | None = None
+        self,
+        request: Request,
+        variants: VariantList,
+        *,
+        mode: str = "blind",
+        voter: str | None = None,
+        parent_id: str | None = None,
     ) -> str:
-        """Record a battle as served (phase 'served') before its answers stream; return its id."""
-        battle = self._new_battle(request, variants, mode, voter)
-        return self._write(lambda db: insert_battle(db, battle), lambda _: [battle_record(battle)])
+        """Record a battle as served (phase 'served') before its answers stream; return its id.
+
+        `parent_id` makes it the next turn of that battle's conversation (`request` is the new
+        turn alone: its `history` is not stored, the chain of parents is). BattleRejected, in the
+        write's own transaction, when the parent is unknown or unfinished, its conversation has a
+        vote, `mode` or `voter` differ from the parent's, or a variant did not answer there. The
+        bytes of the request's images and audio are stored once each (`media`)."""
+        battle = self._new_battle(request, variants, mode, voter, parent_id)
+        attachments = (*request.images, *request.audio)
+
+        def job(db: Database) -> tuple[NewBattle, list[Media]]:
+            return insert_battle(db, battle), insert_media(db, attachments)
+
+        return self._write(job, lambda stored: [*map(media_record, stored[1]), battle_record(stored[0])])[0].id
 
     def finish_battle(self, battle_id: str, results: Sequence[Result]) -> str:
         """Record each side's result (in position order); return the phase: 'finished', or
@@ -134,18 +169,29 @@ class Store:
         *,
         mode: str = "named",
         voter: str | None = None,
+        parent_id: str | None = None,
     ) -> str:
-        """Open and finish a battle in one transaction (a finished comparison); return its id."""
-        battle = self._new_battle(request, variants, mode, voter)
+        """Open and finish a battle in one transaction (a finished comparison); return its id.
+        `parent_id`: the next turn of that battle's conversation, as in `open_battle`."""
+        battle = self._new_battle(request, variants, mode, voter, parent_id)
+        attachments = (*request.images, *request.audio)
         flags = result_flags(battle.id, results)
         now = time.time()
 
-        def job(db: Database) -> str:
-            insert_battle(db, battle)
+        def job(db: Database) -> tuple[NewBattle, list[Media]]:
+            stored = insert_battle(db, battle)
+            new_media = insert_media(db, attachments)
             insert_runs(db, battle.id, results, now, flags)
-            return battle.id
+            return stored, new_media
 
-        return self._write(job, lambda _: [battle_record(battle), runs_record(battle.id, results, now, flags)])
+        def log(stored: tuple[NewBattle, list[Media]]) -> list[Record]:
+            return [
+                *map(media_record, stored[1]),
+                battle_record(stored[0]),
+                runs_record(battle.id, results, now, flags),
+            ]
+
+        return self._write(job, log)[0].id
 
     def record_vote(
         self,
@@ -161,8 +207,10 @@ class Store:
         Give exactly one of `outcome` ('a', 'b', 'tie', 'both_bad'; two-sided battles),
         `best` (a variant label) or `ranking` (tiers of labels, best first, equal rank allowed).
         `voter` defaults to the person the battle was served to. Raises VoteRejected for an
-        unknown, unfinished, errored or already voted battle, a vote that does not fit it, or a
-        `voter` other than the one the battle was served to (when it was served to someone).
+        unknown, unfinished, errored or already voted battle, a vote that does not fit it, a
+        `voter` other than the one the battle was served to (when it was served to someone), or a
+        turn of a conversation that is not its last or whose earlier turns hold a vote (a vote
+        covers the conversation up to its turn, and ends it).
         """
         try:
             vote = Vote.of(outcome=outcome, best=best, ranking=ranking)
@@ -180,6 +228,27 @@ class Store:
         """The battle with this id (its variants, phase and vote), or None."""
         with self._read() as db:
             return queries.read_battle(db, battle_id)
+
+    def conversation(self, battle_id: str) -> StoredConversation | None:
+        """The conversation from its first turn to this battle, oldest first (each turn with its
+        request, answers by variant and vote), or None if there is no such battle."""
+        with self._read() as db:
+            return read_conversation(db, battle_id)
+
+    def media(self, sha256: str) -> Media | None:
+        """The stored bytes of an image or audio clip a request named by this SHA-256, or None."""
+        with self._read() as db:
+            return read_media(db, sha256)
+
+    def history(self, voter: str | None, *, limit: int = 50, before: float | None = None) -> list[HistoryEntry]:
+        """`voter`'s past conversations (everyone's with None: for admins), one entry per
+        conversation by its last turn, newest first: at most `limit`, and only those whose last
+        turn was served before `before` (for the next page: the last entry's `created_at`). A
+        turn regenerated later supersedes its siblings, which are left out."""
+        if limit < 1:
+            raise StorageError(f"a history page holds 1 entry or more, not {limit}")
+        with self._read() as db:
+            return read_history(db, voter, limit=limit, before=before)
 
     def pair_outcomes(
         self,
@@ -368,7 +437,9 @@ class Store:
             raise StorageError(str(exc)) from exc
 
     @staticmethod
-    def _new_battle(request: Request, variants: VariantList, mode: str, voter: str | None) -> NewBattle:
+    def _new_battle(
+        request: Request, variants: VariantList, mode: str, voter: str | None, parent_id: str | None
+    ) -> NewBattle:
         battle = NewBattle(
             id=uuid.uuid4().hex,
             created_at=time.time(),
@@ -379,6 +450,7 @@ class Store:
             request_json=json.dumps(request.describe(), sort_keys=True),
             has_image=bool(request.images),
             has_audio=bool(request.audio),
+            parent_id=parent_id,
         )
         battle.check()  # fail in the caller's thread, before anything is queued
         return battle

@@ -6,6 +6,7 @@ import csv
 import json
 import math
 import os
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -13,11 +14,14 @@ import sys
 from collections.abc import Callable
 from contextlib import closing
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from arena.rating_tables import BOARD_COLUMNS
+from arena.ratings import Battles, PairOutcome, compute_leaderboard
 from arena.settings import Settings
 from backends.base import Media, Request
 from cli import build_parser, main
@@ -531,10 +535,178 @@ def test_export_leaderboard_csv_has_the_documented_columns(
     assert run_cli(capsys, voted, "export", "--format", "leaderboard-csv", "--out", str(out), "--rounds", "40")[0] == 0
     with out.open(newline="") as stream:
         rows = list(csv.reader(stream))
-    assert rows[0] == ["rank", "variant", "rating", "ci_low", "ci_high", "votes", "wins", "losses", "ties"]
+    assert rows[0] == [
+        "rank", "variant", "preliminary", "rating", "ci_low", "ci_high", "votes", "wins", "losses", "ties",
+        "both_bad", "elo",
+    ]  # fmt: skip
     board = leaderboard_json(capsys, voted)
     assert [row[1] for row in rows[1:]] == [row["variant"] for row in board["rows"]]
-    assert [float(row[2]) for row in rows[1:]] == [row["rating"] for row in board["rows"]]
+    assert [float(row[3]) for row in rows[1:]] == [row["rating"] for row in board["rows"]]
+
+
+def test_the_leaderboard_csv_carries_every_column_of_the_leaderboard_table(
+    capsys: pytest.CaptureFixture[str], voted: Settings, tmp_path: Path
+) -> None:
+    from ui.leaderboard import COLUMNS, table_rows
+
+    # one list of columns: the tab's headers, each with the fields the CSV writes for it
+    assert [column.header for column in BOARD_COLUMNS] == COLUMNS
+    out = tmp_path / "board.csv"
+    args = ("export", "--format", "leaderboard-csv", "--out", str(out), "--rounds", "40", "--mode", "all")
+    assert run_cli(capsys, voted, *args)[0] == 0
+    with out.open(newline="") as stream:
+        exported = list(csv.DictReader(stream))
+    board = compute_leaderboard(
+        Battles.from_pairs(PairOutcome(p.model_a, p.model_b, p.outcome, p.tstamp, p.vote) for p in _pairs(voted)),
+        rounds=40,
+    )
+    table = [dict(zip(COLUMNS, row, strict=True)) for row in table_rows(board)]
+    assert len(exported) == len(table) == 4
+    for csv_row, shown in zip(exported, table, strict=True):
+        marked = " (preliminary)" if csv_row["preliminary"] == "True" else ""
+        assert csv_row["variant"] + marked == shown["variant"]
+        assert int(csv_row["rank"]) == shown["rank"]
+        assert round(float(csv_row["rating"]), 1) == shown["rating"]
+        assert f"{float(csv_row['ci_low']):.0f} to {float(csv_row['ci_high']):.0f}" == shown["95% CI"]
+        counts = ("votes", "wins", "losses", "ties", "both_bad")
+        assert [int(csv_row[name]) for name in counts] == [shown[name.replace("_", " ")] for name in counts]
+        assert round(float(csv_row["elo"]), 1) == shown["online Elo"]
+    assert {row["preliminary"] for row in exported} == {"True"}  # 26 votes: every variant has fewer than 30
+
+
+def _pairs(settings: Settings) -> list[PairOutcome]:
+    with open_store(settings.db_path) as store:
+        return store.pair_outcomes(mode="all")
+
+
+# --- conversations of several turns, and times ------------------------------------------------------
+
+ISO_UTC = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
+
+
+def converse(path: Path) -> tuple[list[str], list[str]]:
+    """A blind conversation of three turns with a system prompt, voted on its last turn, and a
+    named one of two turns whose first turn was regenerated; the battle ids of each, oldest first
+    (the named one: the turns the vote covers)."""
+    with open_store(path) as store:
+        blind: list[str] = []
+        for turn in range(1, 4):
+            request = Request(f"blind turn {turn}", system="answer in one line" if turn == 1 else None)
+            blind.append(store.record_comparison(
+                request, [(E2B, E2B), (B31, B31)], [answer(E2B, f"e2b says {turn}"), answer(B31, f"31b says {turn}")],
+                mode="blind", voter="ann", parent_id=blind[-1] if blind else None,
+            ))  # fmt: skip
+        store.record_vote(blind[-1], "b")
+        first = store.record_comparison(
+            Request("named turn 1"), [(E4B, E4B), (B26, B26)], [answer(E4B, "e4b first"), answer(B26, "26b first")]
+        )
+        second = store.record_comparison(
+            Request("named turn 2"), [(B26, B26), (E4B, E4B)], [answer(B26, "26b again"), answer(E4B, "e4b again")],
+            parent_id=first,
+        )  # fmt: skip
+        store.record_vote(second, best=B26)
+    return blind, [first, second]
+
+
+def test_votes_exports_carry_iso_times_turns_and_conversations(
+    capsys: pytest.CaptureFixture[str], voted: Settings, tmp_path: Path
+) -> None:
+    blind, named = converse(voted.db_path)
+    with closing(sqlite3.connect(voted.db_path)) as conn:
+        voted_at = dict(conn.execute("SELECT battle_id, created_at FROM votes").fetchall())
+        served_at = dict(conn.execute("SELECT id, created_at FROM battles").fetchall())
+    as_iso = {battle: datetime.fromtimestamp(when, UTC) for battle, when in voted_at.items()}
+    for fmt in ("csv", "jsonl"):
+        out = tmp_path / f"votes.{fmt}"
+        assert run_cli(capsys, voted, "export", "--format", fmt, "--out", str(out))[0] == 0
+    with (tmp_path / "votes.csv").open(newline="") as stream:
+        rows = {row["battle_id"]: row for row in csv.DictReader(stream)}
+    records = {record["battle_id"]: record for record in map(json.loads, (tmp_path / "votes.jsonl").open())}
+    assert rows.keys() == records.keys() == voted_at.keys()
+    for battle_id, record in records.items():
+        for exported in (rows[battle_id], record):
+            assert ISO_UTC.fullmatch(exported["voted_at"]) and ISO_UTC.fullmatch(exported["served_at"])
+            when = datetime.fromisoformat(exported["voted_at"])
+            assert abs((when - as_iso[battle_id]).total_seconds()) < 0.001
+            served = datetime.fromisoformat(exported["served_at"]).timestamp()
+            assert served == pytest.approx(served_at[battle_id], abs=0.001)
+        assert all(ISO_UTC.fullmatch(side["recorded_at"]) for side in record["sides"])
+    assert (rows[blind[2]]["turn"], rows[blind[2]]["conversation"]) == ("3", blind[0])
+    assert (records[named[1]]["turn"], records[named[1]]["conversation"]) == (2, named[0])
+    single = next(battle for battle in records if battle not in (blind[2], named[1]))
+    assert (records[single]["turn"], records[single]["conversation"], records[single]["earlier_turns"]) == (
+        1, single, []
+    )  # fmt: skip
+    earlier = records[blind[2]]["earlier_turns"]
+    assert [(turn["battle_id"], turn["turn"], turn["request"]["prompt"]) for turn in earlier] == [
+        (blind[0], 1, "blind turn 1"), (blind[1], 2, "blind turn 2")
+    ]  # fmt: skip
+    assert earlier[1]["answers"] == {E2B: "e2b says 2", B31: "31b says 2"}
+
+
+def test_fastchat_export_writes_the_whole_conversation_up_to_the_vote(
+    capsys: pytest.CaptureFixture[str], settings: Settings, tmp_path: Path
+) -> None:
+    blind, named = converse(settings.db_path)
+    out = tmp_path / "battles.jsonl"
+    assert run_cli(capsys, settings, "export", "--format", "fastchat", "--out", str(out))[0] == 0
+    battles = {battle["question_id"]: battle for battle in map(json.loads, out.open())}
+    three = battles[blind[2]]
+    assert (three["turn"], three["winner"], three["anony"], three["judge"]) == (3, "model_b", True, "ann")
+    assert three["conversation_a"] == [
+        {"role": "system", "content": "answer in one line"},
+        *(
+            message
+            for turn in (1, 2, 3)
+            for message in (
+                {"role": "user", "content": f"blind turn {turn}"},
+                {"role": "assistant", "content": f"e2b says {turn}"},
+            )
+        ),
+    ]
+    assert [m["content"] for m in three["conversation_b"] if m["role"] == "assistant"] == [
+        "31b says 1", "31b says 2", "31b says 3"
+    ]  # fmt: skip
+    assert isinstance(three["tstamp"], float)  # FastChat's own format: epoch seconds
+    # a best pick of two is one pair; each side keeps its own answers, matched by name across turns
+    two = battles[named[1]]
+    assert (two["turn"], two["anony"], two["winner"]) == (2, False, "model_a" if two["model_a"] == B26 else "model_b")
+    sides = {two["model_a"]: two["conversation_a"], two["model_b"]: two["conversation_b"]}
+    assert [m["content"] for m in sides[E4B]] == ["named turn 1", "e4b first", "named turn 2", "e4b again"]
+    assert [m["content"] for m in sides[B26]] == ["named turn 1", "26b first", "named turn 2", "26b again"]
+
+
+def test_a_multi_turn_fastchat_file_round_trips_through_import_and_export(
+    capsys: pytest.CaptureFixture[str], voted: Settings, tmp_path: Path
+) -> None:
+    converse(voted.db_path)
+    first, again = tmp_path / "first.jsonl", tmp_path / "again.jsonl"
+    assert run_cli(capsys, voted, "export", "--format", "fastchat", "--out", str(first))[0] == 0
+    elsewhere = replace(voted, db_path=tmp_path / "elsewhere.db")
+    code, out, _ = run_cli(capsys, elsewhere, "import", "--include-named", str(first))
+    assert code == 0 and "imported 34 battles" in out  # 28 votes: 24 + 2 + 6 + 1 + 1 pairs
+    assert run_cli(capsys, elsewhere, "export", "--format", "fastchat", "--out", str(again))[0] == 0
+    assert [json.loads(line) for line in again.open()] == [json.loads(line) for line in first.open()]
+    with open_store(elsewhere.db_path) as store:
+        battle_id = next(entry.battle_id for entry in store.history("ann", limit=100) if entry.prompt == "blind turn 1")
+        conversation = store.conversation(battle_id)
+        assert conversation is not None
+        assert [(turn.turn, turn.prompt) for turn in conversation.turns] == [
+            (1, "blind turn 1"), (2, "blind turn 2"), (3, "blind turn 3")
+        ]  # fmt: skip
+        assert [turn.vote is not None for turn in conversation.turns] == [False, False, True]
+        assert [turn.mode for turn in conversation.turns] == ["blind"] * 3
+        stored = [store.battle(turn.battle_id) for turn in conversation.turns]
+        assert [b.parent_id for b in stored if b] == [
+            None,
+            conversation.turns[0].battle_id,
+            conversation.turns[1].battle_id,
+        ]
+        assert conversation.turns[2].answers[B31].text == "31b says 3"
+        assert conversation.turns[0].request["system"] == "answer in one line"
+    # imported again, nothing is repeated
+    code, out, _ = run_cli(capsys, elsewhere, "import", "--include-named", str(first))
+    assert code == 0 and "imported 0 battles" in out and "34 were already stored" in out
 
 
 def test_leaderboard_without_a_database_says_how_to_get_one_and_creates_nothing(

@@ -14,7 +14,7 @@ import pytest
 from arena.errors import UsageError
 from arena.ratings import PairOutcome
 from storage import fastchat_reader
-from storage.fastchat import BattleRecord, Message, write_battles
+from storage.fastchat import BattleRecord, Exchange, Message, write_battles
 from storage.fastchat_reader import Skipped, read_battle_table, read_battles
 
 RICH = BattleRecord(
@@ -221,6 +221,20 @@ def test_each_kind_of_bad_battle_says_what_is_wrong(tmp_path: Path, line: str, r
         ({"turn": 0}, "turn must be a whole number"),
         ({"conversation_a": "hi"}, "conversation_a must be a list"),
         ({"conversation_b": [{"role": "user", "content": ["img", "text"]}]}, "multimodal"),
+        (
+            {
+                "conversation_a": [{"role": "user", "content": "hi"}, {"role": "user", "content": "and?"}],
+                "conversation_b": [{"role": "user", "content": "hi"}, {"role": "user", "content": "or?"}],
+            },
+            "different user messages (at turn 2)",
+        ),
+        (
+            {
+                "conversation_a": [{"role": "user", "content": "hi"}, {"role": "user", "content": "and?"}],
+                "conversation_b": [{"role": "user", "content": "hi"}],
+            },
+            "different user messages (2 turns against 1)",
+        ),
     ],
 )
 def test_full_records_check_the_other_fields_too(tmp_path: Path, extra: dict[str, Any], reason: str) -> None:
@@ -228,6 +242,35 @@ def test_full_records_check_the_other_fields_too(tmp_path: Path, extra: dict[str
     [skipped] = read_battles(path, strict=False).skipped
     assert reason in skipped.reason
     assert len(read_battle_table(path).battles) == 1  # ratings need only the rated fields
+
+
+def conversation(*messages: tuple[str, str]) -> tuple[Message, ...]:
+    return tuple(Message(role, content) for role, content in messages)
+
+
+def test_a_battle_of_several_turns_reads_as_its_exchanges() -> None:
+    record = BattleRecord(
+        "x", "y", "a", turn=2,
+        conversation_a=conversation(("system", "be brief"), ("user", "hi"), ("assistant", "x: hello"),
+                                    ("user", "and?"), ("assistant", "x: more")),
+        conversation_b=conversation(("user", "hi"), ("assistant", "y: hey"), ("user", "and?"), ("assistant", "y: so")),
+    )  # fmt: skip
+    assert record.system == "be brief"
+    assert record.exchanges() == (Exchange("hi", "x: hello", "y: hey"), Exchange("and?", "x: more", "y: so"))
+    # a side without its conversation answers nothing; a turn without an answer answers ""
+    lone = BattleRecord(
+        "x", "y", "a", conversation_a=conversation(("user", "hi"), ("user", "and?"), ("assistant", "ok"))
+    )
+    assert lone.exchanges() == (Exchange("hi", "", ""), Exchange("and?", "ok", ""))
+    assert BattleRecord("x", "y", "a").exchanges() == ()
+
+
+def test_a_battle_of_one_turn_takes_conversation_a_even_when_b_asked_otherwise(tmp_path: Path) -> None:
+    asked = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]
+    other = [{"role": "user", "content": "hey"}, {"role": "assistant", "content": "yo"}]
+    path = write_lines(tmp_path / "battles.jsonl", [battle(conversation_a=asked, conversation_b=other)])
+    [record] = read_battles(path).records
+    assert record.exchanges() == (Exchange("hi", "hello", "yo"),)
 
 
 def test_bad_item_in_json_array_is_reported_by_index(tmp_path: Path) -> None:

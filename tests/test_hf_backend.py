@@ -9,6 +9,7 @@ import asyncio
 import os
 import signal
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +18,10 @@ import pytest
 
 from arena.fanout import Update, fan_out, run_all
 from arena.lineup import Lineup, create_lineup, load_all
+from arena.measure import Result
 from arena.media import read_audio, read_image
 from arena.settings import Settings
-from backends.base import Request, Tool
+from backends.base import Media, Request, Tool, Turn
 from backends.hf.backend import HFBackend
 from backends.registry import default_registry
 from tests.support.media import write_png, write_wav
@@ -143,6 +145,104 @@ def test_audio_reaches_e2b_and_is_refused_by_31b_before_sending(pair: Lineup, tm
     assert b31.error_kind == "UnsupportedInput"
     assert "demo:31b cannot take audio" in (b31.error or "")
     assert b31.stats.output_tokens == 0
+
+
+def test_a_two_turn_conversation_renders_both_turns_with_their_own_media(demo_cache: Path, tmp_path: Path) -> None:
+    from transformers import AutoProcessor
+
+    from backends.demo.build import ensure_built
+    from backends.hf.inputs import chat_messages
+
+    image = read_image(write_png(tmp_path / "photo.png"))
+    clip = read_audio(write_wav(tmp_path / "clip.wav", seconds=1.0))
+    request = Request("And what do you hear?", audio=(clip,),
+                      history=(Turn("What is in the photo?", "A red square.", images=(image,)),))
+    processor = AutoProcessor.from_pretrained(ensure_built(demo_cache, "e2b"))
+    for thinking in (False, True):
+        messages = chat_messages(replace(request, thinking=thinking))
+        text = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False,
+                                             enable_thinking=thinking)
+        assert text == (
+            "<bos>" + ("<|turn>system\n<|think|>\n<turn|>\n" if thinking else "")
+            + "<|turn>user\n<|image|>What is in the photo?<turn|>\n<|turn>model\nA red square.<turn|>\n"
+            "<|turn>user\n<|audio|>And what do you hear?<turn|>\n<|turn>model\n"
+        )
+
+
+def test_the_demo_template_leaves_an_earlier_answers_thinking_out(demo_cache: Path) -> None:
+    from transformers import AutoProcessor
+
+    from backends.demo.build import ensure_built
+
+    processor = AutoProcessor.from_pretrained(ensure_built(demo_cache, "e2b"))
+    messages = [
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": "<|channel>thought\nA greeting.<channel|>Hello!"},
+        {"role": "user", "content": [{"type": "text", "text": "Again"}]},
+    ]
+    text = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False, enable_thinking=True)
+    assert "<|turn>model\nHello!<turn|>\n" in text and "A greeting." not in text
+
+
+def test_every_turns_media_goes_to_the_processor_in_the_order_of_its_placeholders() -> None:
+    from backends.hf.inputs import media_in_order
+
+    first, second, third = (Media("image", bytes([n]), "image/png", f"{n}.png") for n in range(3))
+    clip = Media("audio", b"RIFF", "audio/wav", "clip.wav")
+    request = Request("Now?", images=(third,), history=(
+        Turn("One", "1", images=(first, second)), Turn("Two", "2", audio=(clip,))))
+    assert media_in_order(request) == ([first, second, third], [clip])
+
+
+def test_a_follow_up_with_an_earlier_image_and_new_audio_runs_on_e2b_and_is_refused_by_31b(
+    pair: Lineup, demo_cache: Path, tmp_path: Path
+) -> None:
+    from transformers import AutoProcessor
+
+    from backends.demo.build import model_dir
+    from backends.hf.inputs import chat_messages, decode_audio, decode_image
+
+    image = read_image(write_png(tmp_path / "photo.png"))
+    clip = read_audio(write_wav(tmp_path / "clip.wav", seconds=1.0))
+    follow_up = Request("And what do you hear?", audio=(clip,), max_new_tokens=8,
+                        history=(Turn("What is in the photo?", "A red square.", images=(image,)),))
+    e2b, b31 = asyncio.run(run_all(pair.variants, follow_up))
+    assert e2b.ok, e2b.error
+    processor = AutoProcessor.from_pretrained(model_dir(demo_cache, "e2b"))
+    text = processor.apply_chat_template(chat_messages(follow_up), add_generation_prompt=True, tokenize=False)
+    inputs = processor(text=text, images=[decode_image(image)], audio=[decode_audio(clip)], return_tensors="pt",
+                       add_special_tokens=False)
+    assert e2b.stats.input_tokens == inputs["input_ids"].shape[1]  # both turns, with both files' soft tokens
+    alone = asyncio.run(run_all(pair.variants[:1], replace(follow_up, history=())))[0]
+    assert e2b.stats.input_tokens - alone.stats.input_tokens > 30  # the earlier turn's image is in
+    assert b31.error_kind == "UnsupportedInput" and "cannot take audio" in (b31.error or "")
+    thinking = asyncio.run(run_all(pair.variants[:1], replace(follow_up, thinking=True, max_new_tokens=30)))[0]
+    assert thinking.ok and thinking.thinking and thinking.text, thinking.error
+
+
+def test_a_conversation_sends_each_variant_its_own_history_through_the_fan_out(pair: Lineup) -> None:
+    from arena.conversation import Conversation
+    from ui.streaming import stream_panels
+    from ui.views import PanelView
+
+    conversation = Conversation([v.name for v in pair.variants])
+    first = Request("Name a colour.", max_new_tokens=6)
+    answers = asyncio.run(run_all(pair.variants, first))
+    assert all(r.ok for r in answers) and answers[0].text != answers[1].text
+    conversation.add_turn(first, {r.variant: r for r in answers})
+    requests = conversation.requests_for(Request("Why that one?", max_new_tokens=6))
+    assert [r.history[0].answer for r in requests] == [a.text for a in answers]
+
+    async def streamed() -> list[Result | None]:
+        snapshots = [s async for s in stream_panels(pair.variants, requests, [PanelView("a"), PanelView("b")])]
+        return snapshots[-1][1]
+
+    alone = [asyncio.run(run_all([v], r))[0] for v, r in zip(pair.variants, requests, strict=True)]
+    for results in (asyncio.run(run_all(pair.variants, requests)), asyncio.run(streamed())):
+        assert [(r.text, r.stats.input_tokens) for r in results if r is not None] == [
+            (r.text, r.stats.input_tokens) for r in alone]
+    with pytest.raises(ValueError, match="1 requests for 2 variants"):
+        asyncio.run(run_all(pair.variants, requests[:1]))
 
 
 def test_thinking_trace_is_separated_from_the_answer(pair: Lineup) -> None:

@@ -4,6 +4,7 @@ as the Hub does (tests/servers/fake_hub.py; the Hub cannot be reached from here)
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -31,7 +32,7 @@ from tests.servers.fake_hub import FakeHub
 REPO = "arena-tester/gemma-arena-votes"
 PAIR = [("e2b", "demo:e2b"), ("e4b", "demo:e4b")]
 TRIO = [("e2b", "demo:e2b"), ("e4b", "demo:e4b"), ("26b", "demo:26b")]
-TABLES = ("battles", "sides", "runs", "votes", "identity_flags")
+TABLES = ("battles", "sides", "runs", "votes", "identity_flags", "media")
 PNG = Media(kind="image", data=b"\x89PNG fake image bytes", mime="image/png", name="cat.png")
 
 
@@ -129,15 +130,19 @@ def test_every_record_kind_is_journaled_in_commit_order(tmp_path: Path) -> None:
     kinds = [r["kind"] for r in written]
     assert kinds.count("battle") == 10 and kinds.count("runs") == 9 and kinds.count("vote") == 8
     pictured = next(r for r in written if r["kind"] == "battle" and r["has_image"])
-    assert json.loads(pictured["request"])["images"] == [
-        {"sha256": PNG.sha256, "mime": "image/png", "name": "cat.png"}  # by hash: the bytes are stored nowhere
-    ]
+    assert json.loads(pictured["request"])["images"] == [{"sha256": PNG.sha256, "mime": "image/png", "name": "cat.png"}]
+    (media,) = [r for r in written if r["kind"] == "media"]  # the bytes, once, in the battle's own write
+    assert (media["seq"], media["sha256"], media["media_kind"], media["mime"]) == (
+        pictured["seq"], PNG.sha256, "image", "image/png"
+    )  # fmt: skip
+    assert base64.b64decode(media["data"]) == PNG.data
+    assert kinds[kinds.index("media") + 1] == "battle"  # just before the battle that uses it
     flagged = next(r for r in written if r["kind"] == "runs" and r["flags"])
     assert flagged["flags"] == [[0, ["Gemma", "Google"]]]
     ranked = next(r for r in written if r["kind"] == "vote" and r["ranking"])
     assert ranked["ranking"] == [["26b"], ["e2b", "e4b"]]
     first = next((tmp_path / "sync" / JOURNAL_DIR).glob("*.jsonl")).open().readline()
-    assert json.loads(first)["format"] == 1
+    assert json.loads(first)["format"] == 2
 
 
 def test_an_import_is_journaled_from_what_it_stored(tmp_path: Path) -> None:
@@ -152,10 +157,93 @@ def test_an_import_is_journaled_from_what_it_stored(tmp_path: Path) -> None:
     with open_store(tmp_path / "arena.db", journal=Journal(tmp_path / "sync")) as store:
         assert store.import_fastchat(battles).imported == 3
     written = records(tmp_path / "sync")
-    assert [r["kind"] for r in written] == ["battle"] * 3 + ["runs"] * 3 + ["vote"] * 3
+    # each battle just before its runs: a follow-up turn replays only once the turn before it finished
+    assert [r["kind"] for r in written] == ["battle", "runs"] * 3 + ["vote"] * 3
     assert {r["source"] for r in written if r["kind"] == "battle"} == {"fastchat"}
     replay_folder(tmp_path / "sync", tmp_path / "copy.db")
     assert dump(tmp_path / "copy.db") == dump(tmp_path / "arena.db")
+
+
+def test_an_imported_conversation_is_journaled_and_replays_turn_by_turn(tmp_path: Path) -> None:
+    def said(side: str) -> list[dict[str, str]]:
+        return [{"role": role, "content": text} for turn in ("hi", "and then?", "bye")
+                for role, text in (("user", turn), ("assistant", f"{side}: {turn}"))]  # fmt: skip
+
+    battles = tmp_path / "battles.jsonl"
+    line = {"model_a": "x", "model_b": "y", "winner": "model_b", "tstamp": 1.7e9, "judge": "judge-1", "turn": 3,
+            "conversation_a": said("x"), "conversation_b": said("y")}  # fmt: skip
+    battles.write_text(json.dumps(line) + "\n")
+    with open_store(tmp_path / "arena.db", journal=Journal(tmp_path / "sync")) as store:
+        assert store.import_fastchat(battles).imported == 1
+    written = records(tmp_path / "sync")
+    assert [r["kind"] for r in written] == ["battle", "runs"] * 3 + ["vote"]
+    assert [r["turn"] for r in written if r["kind"] == "battle"] == [1, 2, 3]
+    replay_folder(tmp_path / "sync", tmp_path / "copy.db")
+    assert dump(tmp_path / "copy.db") == dump(tmp_path / "arena.db")
+
+
+def test_a_conversation_and_its_media_survive_a_replay(tmp_path: Path) -> None:
+    wav = Media(kind="audio", data=b"RIFF fake audio bytes", mime="audio/wav", name="hello.wav")
+    with open_store(tmp_path / "arena.db", journal=Journal(tmp_path / "sync")) as store:
+        first = store.open_battle(Request("look", images=(PNG,)), PAIR, voter="ann")
+        store.finish_battle(first, [answer("e2b", "a cat"), answer("e4b", "a dog")])
+        second = store.open_battle(Request("and this?", audio=(wav,)), PAIR, voter="ann", parent_id=first)
+        store.finish_battle(second, [answer("e2b", "a bell"), answer("e4b", "a horn")])
+        regenerated = store.record_comparison(
+            Request("and this?", images=(PNG,)), PAIR, [answer("e2b"), answer("e4b")], mode="blind",
+            voter="ann", parent_id=first,
+        )  # fmt: skip
+        store.record_vote(regenerated, "a")
+        conversation = store.conversation(second)
+    written = records(tmp_path / "sync")
+    assert [r["kind"] for r in written if r["kind"] == "media"] == ["media", "media"]  # each stored once
+    assert [(r["parent_id"], r["turn"]) for r in written if r["kind"] == "battle"] == [
+        (None, 1), (first, 2), (first, 2)
+    ]  # fmt: skip
+    replay_folder(tmp_path / "sync", tmp_path / "copy.db")
+    assert dump(tmp_path / "copy.db") == dump(tmp_path / "arena.db")
+    with open_store(tmp_path / "copy.db") as copy:
+        assert copy.conversation(second) == conversation
+        assert copy.media(wav.sha256) == Media("audio", wav.data, "audio/wav")
+        assert [e.battle_id for e in copy.history("ann")] == [regenerated]
+
+
+def test_a_journal_written_before_conversations_restores_as_first_turns(tmp_path: Path) -> None:
+    folder = tmp_path / "sync" / JOURNAL_DIR
+    folder.mkdir(parents=True)
+    battle = {"kind": "battle", "id": "old-1", "created_at": 1.7e9, "mode": "blind", "voter": "ann",
+              "variants": [list(pair) for pair in PAIR], "prompt": "hi",
+              "request": json.dumps(Request("hi").describe()), "has_image": False, "has_audio": False,
+              "source": "arena", "source_ref": None, "language": None}  # fmt: skip
+    runs = {"kind": "runs", "battle_id": "old-1", "recorded_at": 1.7e9 + 1, "flags": [],
+            "results": [answer("e2b").to_json(), answer("e4b").to_json()]}  # fmt: skip
+    vote = {"kind": "vote", "id": 1, "battle_id": "old-1", "created_at": 1.7e9 + 2, "voter": None, "outcome": "a",
+            "best": None, "ranking": None}  # fmt: skip
+    lines = [{"journal": "gemma-arena", "format": 1, "run": "old", "part": 0}]
+    lines += [{"seq": seq, **record} for seq, record in enumerate((battle, runs, vote), 1)]
+    (folder / "20250101T000000000000Z-old-00000.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    replay_folder(tmp_path / "sync", tmp_path / "copy.db")
+    with open_store(tmp_path / "copy.db") as store:
+        restored = store.battle("old-1")
+        assert restored is not None and (restored.parent_id, restored.turn, restored.phase) == (None, 1, "finished")
+        assert restored.vote is not None and restored.vote.outcome == "a"
+
+
+def test_a_damaged_media_record_is_reported_and_not_stored(tmp_path: Path) -> None:
+    from storage.journal import Replayed, read_journals, replay
+
+    with open_store(tmp_path / "arena.db", journal=Journal(tmp_path / "sync")) as store:
+        store.open_battle(Request("look", images=(PNG,)), PAIR)
+    path = next((tmp_path / "sync" / JOURNAL_DIR).glob("*.jsonl"))
+    lines = [json.loads(line) for line in path.open()]
+    lines[1]["data"] = base64.b64encode(b"other bytes").decode()
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    report = Replayed()
+    located = read_journals([path], report)
+    with open_store(tmp_path / "copy.db") as copy:
+        copy.write(lambda conn: replay(conn, located, report))
+        assert copy.media(PNG.sha256) is None
+    assert len(report.problems) == 1 and "do not hash to" in report.problems[0]
 
 
 def replay_folder(folder: Path, db: Path) -> None:
@@ -244,9 +332,10 @@ def test_round_trip_through_the_hub_restores_the_same_leaderboard(hub: FakeHub, 
 
     report = restore(db, REPO, token=hub.token, endpoint=hub.url)
     assert dump(db) == after
-    assert report.added == {"battle": 20, "runs": 18, "vote": 17} and report.problems == []
+    # the picture of the second run was stored already: its bytes are journaled once
+    assert report.added == {"battle": 20, "runs": 18, "vote": 17, "media": 1} and report.problems == []
     again = restore(db, REPO, token=hub.token, endpoint=hub.url)  # idempotent
-    assert (again.added, again.already_stored, dump(db)) == ({}, 55, after)
+    assert (again.added, again.already_stored, dump(db)) == ({}, 56, after)
     assert {method for method, _ in hub.requests} <= {"GET", "HEAD", "POST"}
 
 
@@ -377,6 +466,6 @@ def test_a_journal_from_a_newer_version_is_refused(tmp_path: Path) -> None:
 
     path = tmp_path / JOURNAL_DIR / "20990101T000000000000Z-abc-00000.jsonl"
     path.parent.mkdir()
-    path.write_text('{"journal": "gemma-arena", "format": 2}\n')
-    with pytest.raises(StorageError, match=r"format 2.*upgrade gemma-arena"):
+    path.write_text('{"journal": "gemma-arena", "format": 3}\n')
+    with pytest.raises(StorageError, match=r"format 3.*upgrade gemma-arena"):
         read_journals([path], Replayed())

@@ -25,7 +25,7 @@ from cli import main
 from cli.compare import read_prompt_file
 from cli.limits import add_limit_arguments, limits_from
 from storage import open_store
-from storage.exports import write_leaderboard_csv
+from storage.exports import LEADERBOARD_COLUMNS, write_leaderboard_csv
 from tests.support.media import write_png, write_wav
 from tests.test_cli_compare import app
 
@@ -207,6 +207,8 @@ def test_an_unknown_limit_is_refused_naming_the_known_ones() -> None:
         ({"max_prompt_chars": "10"}, "max_prompt_chars must be a whole number, not '10'"),
         ({"max_queue": True}, "max_queue must be a whole number, not True"),
         ({"max_files": 0}, "max_files must be at least 1, not 0"),
+        ({"max_turns": 0}, "max_turns must be at least 1, not 0"),
+        ({"max_turns": 2.5}, "max_turns must be a whole number, not 2.5"),
         ({"max_seed": 2**32}, "max_seed must be between 0 and 2,147,483,647"),
         ({"max_audio_s": 40}, "max_audio_s must be above 0 and at most 30: Gemma 4's audio encoder takes 30 s"),
         ({"max_audio_s": "long"}, "max_audio_s must be a number of seconds, not 'long'"),
@@ -373,9 +375,11 @@ def test_csv_exports_neutralize_formulas_and_jsonl_keeps_them_verbatim(
 
 
 def test_leaderboard_csv_neutralizes_text_cells_and_leaves_numbers(tmp_path: Path) -> None:
-    row = SimpleNamespace(rank=1, variant="@cmd", rating=-3.5, ci_low=-4.0, ci_high="=1+1", votes=2, wins=1,
-                          losses=1, ties=0)
+    row = SimpleNamespace(**{name: 0 for name in LEADERBOARD_COLUMNS})
+    row.__dict__.update(rank=1, variant="@cmd", rating=-3.5, ci_low=-4.0, ci_high="=1+1", votes=2)
     out = tmp_path / "board.csv"
     assert write_leaderboard_csv([row], out) == 1
-    (_, cells) = list(csv.reader(out.open(newline="")))
-    assert cells == ["1", "'@cmd", "-3.5", "-4.0", "'=1+1", "2", "1", "1", "0"]
+    (cells,) = list(csv.DictReader(out.open(newline="")))
+    assert list(cells) == list(LEADERBOARD_COLUMNS)
+    assert [cells[name] for name in ("rank", "variant", "rating", "ci_low", "ci_high", "votes")] == [
+        "1", "'@cmd", "-3.5", "-4.0", "'=1+1", "2"]

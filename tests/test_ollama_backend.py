@@ -21,7 +21,7 @@ from arena.fanout import run_all
 from arena.lineup import create_lineup, load_all
 from arena.measure import measure
 from arena.settings import Settings
-from backends.base import Chunk, Media, Request, Tool
+from backends.base import Chunk, Media, Request, Tool, Turn
 from backends.ollama import OllamaBackend, OllamaOptions
 from backends.registry import default_registry
 from tests.servers.fake_ollama import GEMMA4_31B, TEXT_ONLY, FakeOllama, Script
@@ -200,6 +200,41 @@ def test_images_and_audio_go_base64_in_images_with_audio_as_16k_mono_wav(
     info = soundfile.info(io.BytesIO(wav))
     assert (info.samplerate, info.channels, info.subtype) == (16000, 1, "PCM_16")
     assert info.frames == pytest.approx(16000, abs=2)
+
+
+def test_earlier_turns_go_as_user_and_assistant_messages_with_each_turns_own_images(
+    fake_ollama: FakeOllama,
+) -> None:
+    png = b"\x89PNG\r\n\x1a\n" + b"\0" * 32
+    wav = io.BytesIO()
+    soundfile.write(wav, (np.sin(np.arange(16000) / 20) * 0.2).astype(np.float32), 16000, format="WAV")
+    request = Request(
+        "Which came first?", system="Be brief.",
+        history=(
+            Turn("What is this?", "A dot.", images=(Media("image", png, "image/png", "dot.png"),)),
+            Turn("And this?", "A tone.", audio=(Media("audio", wav.getvalue(), "audio/wav", "tone.wav"),)),
+        ),
+    )
+
+    async def scenario() -> list[Chunk]:
+        backend = backend_for(fake_ollama, "gemma4:e4b")
+        await backend.load()
+        try:
+            return await collect(backend, request)
+        finally:
+            await backend.close()
+
+    chunks = asyncio.run(scenario())
+    assert "".join(c.text for c in chunks) == "Hello, world."
+    messages = fake_ollama.chats()[-1]["messages"]
+    assert [(m["role"], m["content"]) for m in messages] == [
+        ("system", "Be brief."), ("user", "What is this?"), ("assistant", "A dot."), ("user", "And this?"),
+        ("assistant", "A tone."), ("user", "Which came first?"),
+    ]
+    assert [base64.b64decode(image) for image in messages[1]["images"]] == [png]
+    (sent_clip,) = messages[3]["images"]
+    assert base64.b64decode(sent_clip)[:4] == b"RIFF"
+    assert all("images" not in messages[i] for i in (0, 2, 4, 5))  # media only on its own turn
 
 
 def test_tools_are_sent_and_tool_calls_come_back_as_values(fake_ollama: FakeOllama) -> None:

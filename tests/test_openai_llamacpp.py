@@ -20,7 +20,7 @@ from arena.fanout import fan_out
 from arena.lineup import create_lineup, load_all
 from arena.measure import Result, measure
 from arena.settings import Settings
-from backends.base import Chunk, Request
+from backends.base import Chunk, Request, Turn
 from backends.openai_compat import OpenAICompatBackend, OpenAIOptions
 from backends.registry import default_registry
 from backends.variant_file import read_variant_file
@@ -82,6 +82,32 @@ def test_streamed_text_is_the_servers_whole_answer_in_order(llama_server: LlamaC
     assert all(c.channel == "answer" for c in chunks)
     assert chunks[-1].usage is not None and all(c.usage is None for c in chunks[:-1])  # usage last
     assert sum(1 for c in chunks if c.text) > 3
+
+
+def test_a_follow_up_is_answered_as_the_server_answers_the_whole_conversation(llama_server: LlamaCppServer) -> None:
+    request = Request("And then?", max_new_tokens=16, temperature=0.0, seed=1,
+                      history=(Turn("Tell me a story", "Once upon a time"),))
+    messages = [{"role": "user", "content": "Tell me a story"}, {"role": "assistant", "content": "Once upon a time"},
+                {"role": "user", "content": "And then?"}]
+    whole, alone = (
+        httpx.post(f"{llama_server.base_url}/chat/completions", timeout=30, json={
+            "model": "tiny", "messages": sent, "max_tokens": 16, "temperature": 0.0, "top_p": 1.0, "seed": 1,
+        }).json()
+        for sent in (messages, messages[-1:])
+    )
+
+    async def scenario() -> list[Chunk]:
+        backend = backend_on(llama_server)
+        await backend.load()
+        try:
+            return [chunk async for chunk in backend.stream(request)]
+        finally:
+            await backend.close()
+
+    chunks = asyncio.run(scenario())
+    assert "".join(c.text for c in chunks) == whole["choices"][0]["message"]["content"]
+    assert whole["usage"]["prompt_tokens"] > alone["usage"]["prompt_tokens"] + 10  # the earlier turn was in it
+    assert whole["choices"][0]["message"]["content"] != alone["choices"][0]["message"]["content"]
 
 
 def test_server_without_streamed_usage_leaves_token_counts_to_the_wrapper(llama_server: LlamaCppServer) -> None:

@@ -17,7 +17,7 @@ import pytest
 import soundfile
 
 from arena.errors import GenerationError, LoadError, RemoteError, SpecError, VariantError, VariantTimeout
-from backends.base import Chunk, Media, Request, Tool
+from backends.base import Chunk, Media, Request, Tool, Turn
 from backends.openai_compat import OpenAICompatBackend, OpenAIOptions
 
 BASE = "http://vllm.test:8000/v1"
@@ -120,6 +120,37 @@ def test_thinking_switch_is_sent_to_the_chat_template_both_ways() -> None:
         wire = Wire(sse(delta(content="ok", finish="stop")))
         collect(backend_with(wire, thinking="true"), Request(prompt="hi", thinking=thinking))
         assert wire.sent[0]["chat_template_kwargs"] == {"enable_thinking": thinking}
+
+
+def test_earlier_turns_go_as_user_and_assistant_messages_each_user_turn_with_its_own_media() -> None:
+    wire = Wire(sse(delta(content="ok", finish="stop")))
+    photo = Media("image", b"\x89PNG-photo", "image/png", "photo.png")
+    clip = io.BytesIO()
+    soundfile.write(clip, (np.sin(np.arange(8000) / 9) * 0.1).astype(np.float32), 8000, format="WAV")
+    request = Request(
+        "Which came first?", system="Be brief.", thinking=True,
+        history=(
+            Turn("What is this?", "A cat.", images=(photo,)),
+            Turn("And this?", "A purr.", audio=(Media("audio", clip.getvalue(), "audio/wav", "purr.wav"),)),
+            Turn("Thanks", ""),
+        ),
+    )
+    collect(backend_with(wire, modalities="text,image,audio", thinking="true"), request)
+    (sent,) = wire.sent
+    system, first, answer1, second, answer2, third, answer3, new = sent["messages"]
+    assert system == {"role": "system", "content": "Be brief."}
+    assert first["role"] == "user" and [part["type"] for part in first["content"]] == ["image_url", "text"]
+    assert first["content"][0]["image_url"]["url"] == "data:image/png;base64," + base64.b64encode(
+        b"\x89PNG-photo").decode()
+    assert second["role"] == "user" and [part["type"] for part in second["content"]] == ["input_audio", "text"]
+    assert second["content"][1] == {"type": "text", "text": "And this?"}
+    assert (answer1, answer2, answer3) == (
+        {"role": "assistant", "content": "A cat."}, {"role": "assistant", "content": "A purr."},
+        {"role": "assistant", "content": ""},
+    )
+    assert third == {"role": "user", "content": "Thanks"}  # no media: plain text, as a single turn sends it
+    assert new == {"role": "user", "content": "Which came first?"}
+    assert sent["chat_template_kwargs"] == {"enable_thinking": True}
 
 
 def test_top_k_is_sent_beside_the_openai_fields_only_when_set() -> None:

@@ -18,8 +18,15 @@ from storage.migrations import known_migrations, migrations
 
 # Changing this string is changing the schema: do it only together with a new migration.
 EXPECTED_SCHEMA = """\
+CREATE INDEX battles_by_parent ON battles (parent_id);
+CREATE INDEX battles_by_time ON battles (created_at);
+CREATE INDEX battles_by_voter ON battles (voter, created_at);
 CREATE UNIQUE INDEX "idx__sqlite_migrations_migration_set_name"
     ON "_sqlite_migrations" ("migration_set", "name");
+CREATE INDEX set_answers_by_set ON set_answers (set_name, id);
+CREATE UNIQUE INDEX set_answers_once ON set_answers (set_name, prompt_id, variant, repeat) WHERE error IS NULL;
+CREATE INDEX set_judgments_by_set ON set_judgments (set_name);
+CREATE UNIQUE INDEX set_judgments_once ON set_judgments (min(answer_a, answer_b), max(answer_a, answer_b), judge);
 CREATE INDEX votes_by_time ON votes (created_at, id);
 CREATE TABLE "_sqlite_migrations" (
    "id" INTEGER PRIMARY KEY,
@@ -40,13 +47,24 @@ CREATE TABLE battles (
     source TEXT NOT NULL,
     source_ref TEXT,
     language TEXT
-);
+, parent_id TEXT REFERENCES battles (id), turn INTEGER NOT NULL DEFAULT 1 CHECK (turn >= 1));
 CREATE TABLE identity_flags (
     battle_id TEXT NOT NULL,
     position INTEGER NOT NULL,
     words TEXT NOT NULL,
     PRIMARY KEY (battle_id, position),
     FOREIGN KEY (battle_id, position) REFERENCES runs (battle_id, position)
+);
+CREATE TABLE media (
+    sha256 TEXT PRIMARY KEY,
+    kind TEXT NOT NULL CHECK (kind IN ('image', 'audio')),
+    mime TEXT NOT NULL,
+    data BLOB NOT NULL
+);
+CREATE TABLE prompt_sets (
+    name TEXT PRIMARY KEY,
+    created_at REAL NOT NULL,
+    source TEXT NOT NULL
 );
 CREATE TABLE runs (
     id INTEGER PRIMARY KEY,
@@ -72,6 +90,56 @@ CREATE TABLE runs (
     UNIQUE (battle_id, position),
     FOREIGN KEY (battle_id, position) REFERENCES sides (battle_id, position)
 );
+CREATE TABLE set_answers (
+    id INTEGER PRIMARY KEY,
+    set_name TEXT NOT NULL,
+    prompt_id TEXT NOT NULL,
+    variant TEXT NOT NULL,
+    spec TEXT,
+    repeat INTEGER NOT NULL CHECK (repeat >= 0),
+    seed INTEGER,
+    recorded_at REAL NOT NULL,
+    text TEXT NOT NULL,
+    thinking TEXT NOT NULL,
+    tool_calls TEXT NOT NULL,
+    error TEXT,
+    error_kind TEXT,
+    ttft_s REAL,
+    tokens_per_s REAL,
+    total_s REAL,
+    input_tokens INTEGER,
+    output_tokens INTEGER,
+    peak_memory_bytes INTEGER,
+    load_s REAL,
+    weights_bytes INTEGER,
+    memory_kind TEXT NOT NULL,
+    token_source TEXT NOT NULL,
+    server TEXT NOT NULL,
+    request_peak_bytes INTEGER,
+    queue_wait_s REAL,
+    stalled INTEGER NOT NULL DEFAULT 0 CHECK (stalled IN (0, 1)),
+    identity_words TEXT,
+    FOREIGN KEY (set_name, prompt_id) REFERENCES set_prompts (set_name, prompt_id)
+);
+CREATE TABLE set_judgments (
+    battle_id TEXT PRIMARY KEY REFERENCES battles (id),
+    set_name TEXT NOT NULL REFERENCES prompt_sets (name),
+    prompt_id TEXT NOT NULL,
+    answer_a INTEGER NOT NULL REFERENCES set_answers (id),
+    answer_b INTEGER NOT NULL REFERENCES set_answers (id),
+    judge TEXT NOT NULL,
+    CHECK (answer_a != answer_b)
+);
+CREATE TABLE set_prompts (
+    set_name TEXT NOT NULL REFERENCES prompt_sets (name),
+    prompt_id TEXT NOT NULL,
+    line INTEGER NOT NULL,
+    text TEXT NOT NULL,
+    request TEXT NOT NULL,
+    category TEXT,
+    tags TEXT NOT NULL,
+    PRIMARY KEY (set_name, prompt_id)
+);
 CREATE TABLE sides (
     battle_id TEXT NOT NULL REFERENCES battles (id),
     position INTEGER NOT NULL CHECK (position >= 0),
@@ -94,8 +162,18 @@ CREATE TRIGGER battles_no_delete BEFORE DELETE ON battles BEGIN SELECT RAISE(ABO
 CREATE TRIGGER battles_no_update BEFORE UPDATE ON battles BEGIN SELECT RAISE(ABORT, 'battles are append-only'); END;
 CREATE TRIGGER identity_flags_no_delete BEFORE DELETE ON identity_flags BEGIN SELECT RAISE(ABORT, 'identity_flags are append-only'); END;
 CREATE TRIGGER identity_flags_no_update BEFORE UPDATE ON identity_flags BEGIN SELECT RAISE(ABORT, 'identity_flags are append-only'); END;
+CREATE TRIGGER media_no_delete BEFORE DELETE ON media BEGIN SELECT RAISE(ABORT, 'media are append-only'); END;
+CREATE TRIGGER media_no_update BEFORE UPDATE ON media BEGIN SELECT RAISE(ABORT, 'media are append-only'); END;
+CREATE TRIGGER prompt_sets_no_delete BEFORE DELETE ON prompt_sets BEGIN SELECT RAISE(ABORT, 'prompt_sets are append-only'); END;
+CREATE TRIGGER prompt_sets_no_update BEFORE UPDATE ON prompt_sets BEGIN SELECT RAISE(ABORT, 'prompt_sets are append-only'); END;
 CREATE TRIGGER runs_no_delete BEFORE DELETE ON runs BEGIN SELECT RAISE(ABORT, 'runs are append-only'); END;
 CREATE TRIGGER runs_no_update BEFORE UPDATE ON runs BEGIN SELECT RAISE(ABORT, 'runs are append-only'); END;
+CREATE TRIGGER set_answers_no_delete BEFORE DELETE ON set_answers BEGIN SELECT RAISE(ABORT, 'set_answers are append-only'); END;
+CREATE TRIGGER set_answers_no_update BEFORE UPDATE ON set_answers BEGIN SELECT RAISE(ABORT, 'set_answers are append-only'); END;
+CREATE TRIGGER set_judgments_no_delete BEFORE DELETE ON set_judgments BEGIN SELECT RAISE(ABORT, 'set_judgments are append-only'); END;
+CREATE TRIGGER set_judgments_no_update BEFORE UPDATE ON set_judgments BEGIN SELECT RAISE(ABORT, 'set_judgments are append-only'); END;
+CREATE TRIGGER set_prompts_no_delete BEFORE DELETE ON set_prompts BEGIN SELECT RAISE(ABORT, 'set_prompts are append-only'); END;
+CREATE TRIGGER set_prompts_no_update BEFORE UPDATE ON set_prompts BEGIN SELECT RAISE(ABORT, 'set_prompts are append-only'); END;
 CREATE TRIGGER sides_no_delete BEFORE DELETE ON sides BEGIN SELECT RAISE(ABORT, 'sides are append-only'); END;
 CREATE TRIGGER sides_no_update BEFORE UPDATE ON sides BEGIN SELECT RAISE(ABORT, 'sides are append-only'); END;
 CREATE TRIGGER votes_no_delete BEFORE DELETE ON votes BEGIN SELECT RAISE(ABORT, 'votes are append-only'); END;

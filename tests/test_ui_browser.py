@@ -67,7 +67,7 @@ def launch(services: ArenaServices) -> tuple[ArenaApp, str]:
     """Serve the app as the tests in tests/test_ui_server.py do: queue, loopback, a free port."""
     app = ArenaApp(services)
     app.blocks.queue()
-    app.blocks.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True,
+    app.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True,
                       run_history=False)
     return app, app.blocks.local_url
 
@@ -94,7 +94,10 @@ def demo_server(tmp_path_factory: pytest.TempPathFactory, demo_cache: Path) -> I
 # What a model might answer that a careless UI would run or render: a script, an image whose error
 # handler runs, a link, Markdown bold.
 HOSTILE_ANSWER = ('Here: <script>window.__pwned=1</script><img src=x onerror="window.__pwned=2"> '
-                  "and [a link](http://example.invalid) and **bold**\nsecond line")
+                  "and [a link](http://example.invalid) and **bold**\nsecond line\n\n"
+                  "![a picture](http://example.invalid/pixel.png) [run me](javascript:window.__pwned=5) "
+                  '<iframe src="http://example.invalid/frame"></iframe> [data](data:text/html,<b>x</b>)\n\n'
+                  "```python\nprint('<script>')\n```")
 HOSTILE_THINKING = '<img src=x onerror="window.__pwned=4">[think](http://example.invalid/t) *hmm*'
 HOSTILE_LABEL = '<b>x</b><img src=x onerror="window.__pwned=3">'
 TEXT = Capabilities(frozenset({"text"}), tools=False, thinking=True)
@@ -166,11 +169,11 @@ def test_compare_streams_every_shown_panel_then_shows_its_stats(demo_server: Ser
     set_max_new_tokens(page, "compare", 192)
     type_prompt(page, "compare-prompt", "Which Gemma fits my laptop?")
     panels = [f"compare-panel-{i}" for i in range(len(DEMO))]
-    watch = Watch(page, [Probe(p, f"#{p} .answer textarea") for p in panels]
+    watch = Watch(page, [Probe(p, f"#{p} .answer .answer-raw", "text") for p in panels]
                   + [Probe(f"{p}/stats", f"#{p} .stats", "text") for p in panels]
                   + [Probe("progress", "#compare-status [data-testid=status-tracker]", "html")])
     page.click("#compare-send")
-    page.wait_for_function("() => document.querySelector('#compare-panel-0 .answer textarea').value !== ''")
+    page.wait_for_function("() => document.querySelector('#compare-panel-0 .answer .answer-raw').textContent !== ''")
     page.locator("#compare-panel-0").scroll_into_view_if_needed()
     streaming_shot = save_screenshot(page, "compare-streaming", full_page=False)  # quick, mid-stream
     for p in panels:
@@ -214,11 +217,14 @@ def test_audio_prompt_warns_before_sending_and_only_the_audio_variant_answers(
     type_prompt(page, "compare-prompt", "What do you hear?")
     page.click("#compare-send")
     page.wait_for_function("() => document.querySelector('#compare-panel-0 .stats').textContent.includes('TTFT')")
-    page.wait_for_function("() => document.querySelector('#compare-panel-1').textContent.includes('Error')")
+    page.wait_for_function("() => document.querySelector('#compare-panel-1').textContent.includes('Skipped')")
     save_screenshot(page, "compare-audio")
     assert answer_of(page, "compare-panel-0") != ""
     assert answer_of(page, "compare-panel-1") == ""
-    assert "cannot take audio" in text_of(page, "#compare-panel-1")
+    # skipped, saying why, with no stats line (nothing was measured: nothing was sent)
+    assert "Skipped: cannot take audio" in text_of(page, "#compare-panel-1")
+    assert "Error" not in text_of(page, "#compare-panel-1")
+    assert text_of(page, "#compare-panel-1 .stats") == ""
 
 
 # -------------------------------------------------------------------------------------------- Battle
@@ -234,11 +240,12 @@ def test_blind_battle_enables_votes_when_done_then_reveals_and_moves_the_leaderb
     set_max_new_tokens(page, "battle", 48)
     type_prompt(page, "battle-prompt", "Tell me a story about a llama")
     battle_tab = "[role=tabpanel]:has(#battle-panel-a)"
-    watch = Watch(page, [Probe("a", "#battle-panel-a .answer textarea"), Probe("b", "#battle-panel-b .answer textarea"),
+    watch = Watch(page, [Probe("a", "#battle-panel-a .answer .answer-raw", "text"),
+                         Probe("b", "#battle-panel-b .answer .answer-raw", "text"),
                          Probe("vote-a", "#vote-a", "disabled"), Probe("vote-tie", "#vote-tie", "disabled"),
                          Probe("tab", battle_tab, "html")])
     page.click("#battle-send")
-    page.wait_for_function("() => document.querySelector('#battle-panel-a .answer textarea').value !== ''")
+    page.wait_for_function("() => document.querySelector('#battle-panel-a .answer .answer-raw').textContent !== ''")
     page.wait_for_selector("#vote-a:not([disabled])")
     series = watch.stop()
     answers = {side: answer_of(page, f"battle-panel-{side}") for side in ("a", "b")}
@@ -277,8 +284,8 @@ def test_blind_battle_enables_votes_when_done_then_reveals_and_moves_the_leaderb
     select_tab(page, "Battle")
     page.click("#new-round")
     page.wait_for_function("() => document.querySelector('#battle-reveal').textContent.trim() === ''")
-    page.wait_for_function("() => document.querySelector('#battle-panel-a .answer textarea').value === '' && "
-                           "document.querySelector('#battle-panel-b .answer textarea').value === ''")
+    page.wait_for_function("() => document.querySelector('#battle-panel-a .answer .answer-raw').textContent === '' && "
+                           "document.querySelector('#battle-panel-b .answer .answer-raw').textContent === ''")
     assert page.locator("#vote-a").is_disabled()
     assert text_of(page, "#battle-panel-b h3") == "Model B"
 
@@ -289,6 +296,8 @@ def test_model_output_and_variant_labels_are_shown_as_text_never_run(scripted_se
     select_variants(page, [HOSTILE_LABEL, "scripted:plain"])
     page.wait_for_selector("#compare-panel-2", state="hidden")
     type_prompt(page, "compare-prompt", "Say something dangerous")
+    fetched: list[str] = []
+    page.on("request", lambda request: fetched.append(request.url))
     page.click("#compare-send")
     page.wait_for_function("() => document.querySelector('#compare-panel-0 .stats').textContent.includes('TTFT')")
     page.wait_for_function("() => document.querySelector('#compare-panel-1 .stats').textContent.includes('TTFT')")
@@ -298,7 +307,7 @@ def test_model_output_and_variant_labels_are_shown_as_text_never_run(scripted_se
     page.wait_for_function("() => document.querySelector('#compare-vote-message').textContent.includes('recorded')")
     _assert_png(save_screenshot(page, "rendering-safety"))
 
-    assert answer_of(page, "compare-panel-0") == HOSTILE_ANSWER
+    assert answer_of(page, "compare-panel-0") == HOSTILE_ANSWER  # the raw view holds it as written
     page.locator("#compare-panel-0 button.label-wrap", has_text="Thinking").click()  # a closed accordion
     assert page.locator("#compare-panel-0 .thinking textarea").input_value() == HOSTILE_THINKING
     assert text_of(page, "#compare-panel-0 h3") == HOSTILE_LABEL  # escaped, so shown as written
@@ -306,16 +315,34 @@ def test_model_output_and_variant_labels_are_shown_as_text_never_run(scripted_se
     assert HOSTILE_LABEL in text_of(page, "#compare-best")
     assert HOSTILE_LABEL in text_of(page, "#compare-vote-message")
     assert page.evaluate("() => typeof window.__pwned") == "undefined"
-    injected = page.evaluate(
-        "() => ({img: document.querySelectorAll('img[src=\"x\"]').length,"
-        " link: document.querySelectorAll('a[href^=\"http://example.invalid\"]').length,"
-        " script: [...document.scripts].filter(s => s.textContent.trim() === 'window.__pwned=1').length,"
-        " bold: document.querySelectorAll('.arena-panel b, .arena-panel strong').length})"
+    found = page.evaluate(
+        "() => ({img: document.querySelectorAll('.arena-panel img, img[src=\"x\"]').length,"
+        " frames: document.querySelectorAll('.arena-panel iframe').length,"
+        " script: [...document.scripts].filter(s => s.textContent.trim().startsWith('window.__pwned')).length,"
+        " handlers: [...document.querySelectorAll('.arena-panel *')].filter("
+        "   e => [...e.attributes].some(a => a.name.startsWith('on'))).length,"
+        " links: [...document.querySelectorAll('#compare-panel-0 .answer-rendered a')].map("
+        "   a => [a.getAttribute('href'), a.getAttribute('rel'), a.getAttribute('target')]),"
+        " strong: document.querySelectorAll('#compare-panel-0 .answer-rendered strong').length,"
+        " code: document.querySelector('#compare-panel-0 .answer-rendered pre code')?.textContent,"
+        " rendered: document.querySelector('#compare-panel-0 .answer-rendered').innerText})"
     )
-    # stats use bold for their figures; nothing else in a panel may be bold or a tag of the output's
-    assert injected["img"] == injected["link"] == injected["script"] == 0, injected
-    assert injected["bold"] == len(page.locator("#compare-panel-0 .stats strong, #compare-panel-1 .stats strong")
-                                   .all())
+    assert found["img"] == found["frames"] == found["script"] == found["handlers"] == 0, found
+    # Markdown is rendered: the one http link (opening elsewhere, without the page as its opener),
+    # bold, and code; the javascript: and data: links stay text, the image a note, nothing fetched
+    # (the image's address is a link to follow, never loaded)
+    assert found["links"] == [[url, "noopener noreferrer nofollow", "_blank"]
+                              for url in ("http://example.invalid", "http://example.invalid/pixel.png")], found
+    assert found["strong"] == 1 and found["code"] == "print('<script>')\n"
+    assert "[image: a picture" in found["rendered"] and "javascript:" in found["rendered"]
+    assert not [url for url in fetched if "example.invalid" in url], fetched
+    # the raw-text switch shows the text as written in place of the rendered Markdown
+    page.click("#raw-toggle input")
+    page.wait_for_selector("#compare-panel-0 .answer .answer-raw", state="visible")
+    assert page.locator("#compare-panel-0 .answer .answer-rendered").is_hidden()
+    assert page.locator("#compare-panel-0 .answer .answer-raw").inner_text().strip() == HOSTILE_ANSWER
+    page.click("#raw-toggle input")
+    page.wait_for_selector("#compare-panel-0 .answer .answer-rendered", state="visible")
 
 
 def settled_answer(page: Page, panel_id: str, *, quiet_s: float, within_s: float) -> str:
@@ -338,7 +365,8 @@ def test_stop_ends_a_long_comparison(scripted_server: Server, page: Page) -> Non
     page.wait_for_selector("#compare-panel-1", state="hidden")
     type_prompt(page, "compare-prompt", "Count forever")
     page.click("#compare-send")
-    page.wait_for_function("() => document.querySelector('#compare-panel-0 .answer textarea').value.length >= 20")
+    page.wait_for_function("() => document.querySelector('#compare-panel-0 .answer .answer-raw')"
+                           ".textContent.length >= 20")
     growing = len(answer_of(page, "compare-panel-0"))
     page.click("#compare-stop")
     deadline = time.monotonic() + 10
@@ -349,4 +377,7 @@ def test_stop_ends_a_long_comparison(scripted_server: Server, page: Page) -> Non
     # 20 ms here), so 2 s without a change means it ended, however busy the machine is.
     stopped = settled_answer(page, "compare-panel-0", quiet_s=2.0, within_s=30.0)
     assert growing <= len(stopped) < 2000  # the whole answer is 2,000 characters
+    # marked stopped, with the figures measured until then; a stopped turn takes no vote, and says so
+    page.wait_for_function("() => document.querySelector('#compare-panel-0').textContent.includes('Stopped after')")
+    assert "TTFT" in text_of(page, "#compare-panel-0 .stats")
     save_screenshot(page, "compare-stopped")

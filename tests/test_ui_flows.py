@@ -175,8 +175,11 @@ def test_vote_naming_a_variant_that_did_not_answer_is_refused(tmp_path: Path) ->
 def test_vote_after_a_comparison_of_one_variant_is_refused(services: ArenaServices) -> None:
     state, flow = CompareState(), CompareFlow(services)
     outcomes = drain(flow.run(state, ["scripted:fast"], "hi", OPTIONS))
-    assert outcomes[-1].summary is not None and outcomes[-1].summary["vote_on"] == []
-    with pytest.raises(UsageError, match="compare some variants first"):
+    summary = outcomes[-1].summary
+    assert summary is not None and summary["vote_on"] == []
+    # the page and the API say why there is no vote, before anyone tries
+    assert summary["no_vote"].startswith("Only one variant answered")
+    with pytest.raises(UsageError, match="Only one variant answered this, so there is nothing to vote on"):
         flow.vote(state, best="scripted:fast")
 
 

@@ -98,3 +98,26 @@ def test_a_vote_survives_a_restart_and_is_in_the_leaderboard_export_and_cli(
     rows = {row["variant"]: row for row in json.loads(cli.stdout)["rows"]}
     assert {name: rows[name]["votes"] for name in DEMO} == {"demo:e2b": 1, "demo:31b": 1}
     assert rows[model_a]["wins"] == 1
+
+
+def test_user_mistakes_log_one_line_each_and_no_traceback(tmp_path: Path, demo_cache: Path) -> None:
+    """An empty prompt, no variant picked, a vote with nothing compared: each is refused with its
+    reason, and the server's console gets one line for it, not a traceback."""
+    log = tmp_path / "server.log"
+    with serve(tmp_path / "arena.db", app_env(tmp_path, demo_cache), log) as url:
+        c = client(url)
+        mistakes = [
+            ({"variants": DEMO, "prompt": {"text": "  ", "files": []}, "api_name": "/compare"}, "the prompt is empty"),
+            ({"variants": [], "prompt": {"text": "Hi", "files": []}, "api_name": "/compare"}, "pick 1 to 4 variants"),
+            ({"best": "demo:e2b", "api_name": "/vote_best"}, "compare some variants first"),
+            ({"prompt": {"text": "", "files": []}, "api_name": "/battle"}, "the prompt is empty"),
+        ]
+        for call, reason in mistakes:
+            with pytest.raises(Exception, match=reason):
+                c.predict(**call)
+    text = log.read_text(errors="replace")
+    assert "Traceback" not in text, text
+    refused = [line for line in text.splitlines() if "refused" in line]
+    assert len(refused) == len(mistakes), text
+    for (_, reason), line in zip(mistakes, refused, strict=True):
+        assert reason in line

@@ -28,6 +28,7 @@ from tests.support.scripted import ScriptedBackend, Step, tokens
 from tests.support.ui import demo_services, free_port, scripted_services
 from ui.app import ArenaApp
 from ui.battle import HIDDEN
+from ui.markdown import answer_html
 from ui.services import ArenaServices
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -94,7 +95,7 @@ def test_api_lists_exactly_the_documented_endpoints_with_named_parameters(server
     assert endpoints["unnamed_endpoints"] == {}
     named = endpoints["named_endpoints"]
     assert set(named) == documented_endpoints()
-    assert len(named) == 18
+    assert len(named) == 25
     parameters = {name: [p["parameter_name"] for p in info["parameters"]] for name, info in named.items()}
     assert parameters["/compare"] == COMPARE_PARAMETERS
     assert parameters["/battle"] == BATTLE_PARAMETERS
@@ -102,6 +103,10 @@ def test_api_lists_exactly_the_documented_endpoints_with_named_parameters(server
     assert parameters["/vote_ranking"] == ["rank_1", "rank_2", "rank_3", "rank_4"]
     assert parameters["/leaderboard"] == ["category", "mode", "voter"] and parameters["/discover_ollama"] == ["host"]
     assert parameters["/load_variant"] == parameters["/unload_variant"] == ["name"]
+    assert parameters["/regenerate_compare"] == COMPARE_PARAMETERS[2:]  # the settings: the turn is the last one
+    assert parameters["/regenerate_battle"] == BATTLE_PARAMETERS[1:]
+    assert parameters["/new_conversation"] == ["selected"] and parameters["/open_history"] == ["battle_id"]
+    assert parameters["/stop_compare"] == parameters["/stop_battle"] == parameters["/history"] == []
     unnamed = [(name, p) for name, names in parameters.items() for p in names if p.startswith("param_")]
     assert unnamed == []
     # nothing but the prompt is needed: every other parameter has a default
@@ -115,12 +120,13 @@ def test_compare_endpoint_streams_every_panel_and_records_the_comparison(server:
     job.result()
     updates = job.outputs()
     assert len(updates) >= 3  # streamed in several updates, not one at the end
-    answer_e2b, answer_31b = updates[-1][0], updates[-1][2]  # outputs: answer, thinking per panel, result
+    # outputs: answer (the panel's HTML: rendered Markdown and the raw text), thinking per panel, result
+    answer_e2b, answer_31b = updates[-1][0], updates[-1][2]
     assert answer_e2b and answer_31b
     assert any(0 < len(update[0]) < len(answer_e2b) for update in updates)  # seen growing
     assert all(update[-1] is None for update in updates[:-1])  # the result comes once, at the end
     result = updates[-1][-1]
-    assert [(r["variant"], r["text"], r["error"]) for r in result["results"]] == [
+    assert [(r["variant"], answer_html(r["text"]), r["error"]) for r in result["results"]] == [
         ("demo:e2b", answer_e2b, None), ("demo:31b", answer_31b, None)]
     assert all(r["stats"]["output_tokens"] and r["stats"]["ttft_s"] for r in result["results"])
     stored = services.store.battle(result["battle_id"])
@@ -138,7 +144,7 @@ def test_compare_endpoint_returns_the_error_of_a_variant_that_cannot_take_the_in
     outputs = client(url).predict(variants=["demo:e2b", "demo:31b"], prompt=prompt("What is said?", clip), **SHORT,
                                   api_name="/compare")
     results = {r["variant"]: r for r in outputs[-1]["results"]}
-    assert results["demo:e2b"]["error"] is None and results["demo:e2b"]["text"] == outputs[0]
+    assert results["demo:e2b"]["error"] is None and answer_html(results["demo:e2b"]["text"]) == outputs[0]
     assert results["demo:31b"]["error_kind"] == "UnsupportedInput"
     assert "cannot take audio" in results["demo:31b"]["error"] and results["demo:31b"]["text"] == ""
     assert outputs[-1]["vote_on"] == []  # one answer alone is nothing to vote on
@@ -188,7 +194,7 @@ def test_blind_battle_vote_reveals_names_and_moves_the_leaderboard(server: tuple
     outputs = c.predict(prompt=prompt("Tell me a story"), **SHORT, api_name="/battle")
     result = outputs[-1]
     assert result["can_vote"] is True
-    assert [(r["side"], r["text"], r["error"]) for r in result["results"]] == [
+    assert [(r["side"], answer_html(r["text"]), r["error"]) for r in result["results"]] == [
         ("Model A", outputs[0], None), ("Model B", outputs[2], None)]
     assert "demo:" not in json.dumps(result) and "stats" not in result["results"][0]  # the blind holds
     reveal = c.predict(api_name="/vote_a")

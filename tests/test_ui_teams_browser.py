@@ -50,7 +50,7 @@ def team_server(tmp_path_factory: pytest.TempPathFactory, demo_cache: Path) -> I
     app = ArenaApp(services, Access(directory.role_of))
     app.blocks.queue()
     port = free_port()
-    app.blocks.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
+    app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
                       **launch_options(DEFAULT_LIMITS, directory))  # as `serve --users` launches it
     yield services, app.blocks.local_url
     app.blocks.close()

@@ -23,17 +23,20 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import AsyncIterator, Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from arena.battles import Pairing, battle_candidates, draw_pair
+from arena.conversation import Conversation, ConversationTurn
 from arena.errors import StorageError, UsageError
 from arena.lineup import Variant
 from arena.measure import Result
 from arena.sampling import for_battle
-from ui.compare import ComparisonOutcome, FormOptions, request_from_form
+from backends.base import Request
+from ui.compare import ComparisonOutcome, FormOptions, as_message, attachment_names, request_from_form
 from ui.services import ArenaServices
-from ui.views import PanelView, md_escape, stats_markdown
+from ui.views import PanelView, ShownTurn, conversation_html, md_escape, stats_markdown
 
 SIDES = ("Model A", "Model B")
 #: What stands in a battle's error message for a name, spec or server address.
@@ -55,10 +58,22 @@ class BattleState:
     voter: str | None = None
     #: Whether the request asked for thinking: then both panels show a thinking box, empty or not.
     thinking: bool = False
+    #: The battle's turns so far (its variants are the pair; it never reaches the browser).
+    conversation: Conversation | None = None
+    #: The panels as the last turn left them (anonymous; shown again after a reload).
+    views: list[PanelView] = field(default_factory=list)
+    #: The vote cast, once cast (the reveal marks the winner with it), and the reveal's text.
+    outcome: str | None = None
+    reveal: str = ""
 
     @property
     def can_vote(self) -> bool:
         return self.phase == "finished"
+
+    @property
+    def follows_up(self) -> bool:
+        """Whether Send asks the same pair a follow-up: a finished turn, not yet voted on."""
+        return self.phase == "finished" and self.conversation is not None and bool(self.conversation.turns)
 
 
 class BattleFlow:
@@ -67,43 +82,87 @@ class BattleFlow:
 
     async def run(
         self, state: BattleState, message: dict[str, Any] | str | None, options: FormOptions, *,
-        voter: str | None = None,
+        voter: str | None = None, regenerate: bool = False, stop: asyncio.Event | None = None,
     ) -> AsyncIterator[ComparisonOutcome]:
-        """Draw a pair (a new one for every prompt), stream both sides, record the answers with
-        `voter` (default: the services' voter). The form's system prompt, max new tokens,
-        thinking and tools apply; its sampling and seed do not (see the module docstring)."""
+        """Send a turn: a follow-up to the same pair when the last turn finished and has no vote
+        (`BattleState.follows_up`), else the first turn of a new battle with a new pair drawn.
+        `regenerate` sends the last turn again (new answers, a new secret seed). Each turn is
+        recorded with `voter` (default: the services' voter), pointing at the turn before it.
+        The form's system prompt, max new tokens, thinking and tools apply; its sampling and seed
+        do not (see the module docstring)."""
         from ui.streaming import stream_panels
 
-        # The ignored fields are left out before building, so a value they would refuse does not
-        # stop a battle.
-        request = for_battle(request_from_form(
-            message, replace(options, temperature=0.0, top_p=1.0, top_k=0, seed=None), self.services.limits))
-        while self.services.loading:  # the pair is drawn among all loaded variants
-            yield ComparisonOutcome([PanelView(title=side, note="Waiting for the variants to load...")
-                                     for side in SIDES])
-            await asyncio.sleep(0.5)
-        offered = {v.name: v.backend.capabilities for v in self.services.lineup.available if v.backend is not None}
-        candidates = battle_candidates(offered, request)
-        votes = await asyncio.to_thread(self.services.store.battle_counts, voted_only=True)
-        pairing = draw_pair(candidates, votes, self.services.rng)
+        if regenerate:
+            if state.conversation is None or not state.conversation.turns or state.phase in ("voted", "streaming"):
+                raise UsageError("there is no finished turn to regenerate: send a prompt first")
+            # a new secret seed: the same answers again would let a regenerate be matched
+            request = for_battle(state.conversation.regenerate_last())
+        else:
+            # The ignored fields are left out before building, so a value they would refuse does
+            # not stop a battle.
+            request = for_battle(request_from_form(
+                message, replace(options, temperature=0.0, top_p=1.0, top_k=0, seed=None), self.services.limits))
+        if regenerate or state.follows_up:
+            conversation = state.conversation
+            assert conversation is not None and state.pairing is not None
+            pairing = state.pairing
+        else:
+            while self.services.loading:  # the pair is drawn among all loaded variants
+                yield ComparisonOutcome([PanelView(title=side, note="Waiting for the variants to load...")
+                                         for side in SIDES])
+                await asyncio.sleep(0.5)
+            pairing = await self._draw(request)
+            conversation = Conversation((pairing.a, pairing.b), mode="blind")
         variants = [self.services.variant(pairing.a), self.services.variant(pairing.b)]
         specs = [(v.name, str(v.spec)) for v in variants]
         voter = voter or self.services.voter
         battle_id = await asyncio.to_thread(
-            self.services.store.open_battle, request, specs, mode="blind", voter=voter
+            self.services.store.open_battle, request, specs, mode="blind", voter=voter,
+            parent_id=conversation.parent_id,
         )
         state.battle_id, state.pairing, state.phase, state.stats = battle_id, pairing, "streaming", ()
-        state.voter, state.thinking = voter, request.thinking
+        state.voter, state.thinking, state.conversation, state.outcome = voter, request.thinking, conversation, None
         results: list[Result | None] = []
-        views = [PanelView(title=side) for side in SIDES]
-        async for shown, results in stream_panels(variants, request, views, timeout_s=self.services.timeout_s,
-                                                  pace=self.services.battle_pace):
+        views = self._turn_views(conversation, request)
+        requests = [conversation.request_for(name, request) for name in (pairing.a, pairing.b)]
+        async for shown, results in stream_panels(variants, requests, views, timeout_s=self.services.timeout_s,
+                                                  pace=self.services.battle_pace, stop=stop):
             views = [self._anonymous(v, r) for v, r in zip(shown, results, strict=True)]
+            state.views = views
             yield ComparisonOutcome(views, results)
         finished = [r for r in results if r is not None]
         state.stats = tuple(stats_markdown(r.stats) for r in finished)
         state.phase = await asyncio.to_thread(self.services.store.finish_battle, battle_id, finished)
+        if len(finished) == 2:
+            conversation.add_turn(request, {r.variant: r for r in finished}, battle_id)
+        state.views = views
         yield ComparisonOutcome(views, results, summary=self.summary(state, results))
+
+    async def _draw(self, request: Request) -> Pairing:
+        """A pair among all loaded variants that take `request`, favouring pairs with fewer votes."""
+        offered = {v.name: v.backend.capabilities for v in self.services.lineup.available if v.backend is not None}
+        candidates = battle_candidates(offered, request)
+        votes = await asyncio.to_thread(self.services.store.battle_counts, voted_only=True)
+        return draw_pair(candidates, votes, self.services.rng)
+
+    @staticmethod
+    def _turn_views(conversation: Conversation, request: Request) -> list[PanelView]:
+        return turn_views(conversation.variants, conversation.turns, request.prompt, attachment_names(request))
+
+    def pending(self, state: BattleState, message: dict[str, Any] | str | None, *,
+                regenerate: bool = False) -> list[PanelView]:
+        """The panels as Send (or Regenerate) starts: a follow-up's conversation so far with the
+        prompt being sent; a new battle's two empty panels."""
+        conversation = state.conversation
+        if conversation is not None and conversation.turns and regenerate:
+            last = conversation.turns[-1].request
+            return turn_views(conversation.variants, conversation.turns[:-1], last.prompt, attachment_names(last))
+        if conversation is not None and state.follows_up:
+            message = as_message(message)
+            names = tuple(Path(str(f.get("path") if isinstance(f, dict) else f)).name
+                          for f in message.get("files") or [])
+            return turn_views(conversation.variants, conversation.turns, message.get("text") or "", names)
+        return [PanelView(title=side) for side in SIDES]
 
     def summary(self, state: BattleState, results: Sequence[Result | None]) -> dict[str, Any]:
         """What `/battle` returns to an API client once it ends: each side's answer, thinking, tool
@@ -121,7 +180,8 @@ class BattleFlow:
                 "error": None if result.error is None else self.redact(result.error),
                 "error_kind": result.error_kind,
             })
-        return {"can_vote": state.can_vote, "results": sides}
+        turns = len(state.conversation.turns) if state.conversation is not None else 0
+        return {"can_vote": state.can_vote, "turn": turns, "results": sides}
 
     def redact(self, message: str) -> str:
         """`message` without what would tell the models apart: the lineup's names, specs, model
@@ -147,14 +207,41 @@ class BattleFlow:
             self.services.store.record_vote(state.battle_id, outcome, voter=voter)
         except StorageError as exc:
             raise UsageError(str(exc)) from exc
-        state.phase = "voted"
+        state.phase, state.outcome = "voted", outcome
         stored = self.services.store.battle(state.battle_id)
         flagged = stored.identity_words if stored is not None and stored.flagged else ()
-        return reveal(state, outcome, flagged)
+        state.reveal = reveal(state, outcome, flagged)
+        return state.reveal
+
+    def revealed(self, state: BattleState) -> list[PanelView]:
+        """The panels after the vote: each side's name in its header, the winner marked (a tie
+        or both bad marks both), and each side's speed and memory."""
+        assert state.pairing is not None
+        marks = {"a": ("🏆 winner", ""), "b": ("", "🏆 winner"), "tie": ("🤝 tie", "🤝 tie"),
+                 "both_bad": ("👎 both bad", "👎 both bad")}.get(state.outcome or "", ("", ""))
+        views = state.views or [PanelView(title=side) for side in SIDES]
+        shown = []
+        for i, (view, side, name) in enumerate(zip(views, SIDES, (state.pairing.a, state.pairing.b), strict=False)):
+            stats = state.stats[i] if i < len(state.stats) else ""
+            badge = f" · {marks[i]}" if marks[i] else ""
+            shown.append(replace(view, title=f"{side}: {name}", badge=badge, stats=stats))
+        return shown
 
     def new_round(self, state: BattleState) -> None:
         state.battle_id, state.pairing, state.phase, state.stats = None, None, "idle", ()
-        state.voter, state.thinking = None, False
+        state.voter, state.thinking, state.conversation, state.views, state.outcome = None, False, None, [], None
+        state.reveal = ""
+
+
+def turn_views(variants: Sequence[str], turns: Sequence[ConversationTurn], prompt: str,
+               attachments: Sequence[str]) -> list[PanelView]:
+    """Model A and Model B with their earlier turns (each its own answers) and the new prompt."""
+    views = []
+    for side, name in zip(SIDES, variants, strict=True):
+        shown = [ShownTurn(t.request.prompt, attachment_names(t.request), t.results[name].text) for t in turns]
+        shown.append(ShownTurn(prompt, tuple(attachments)))
+        views.append(PanelView(title=side, history=conversation_html(shown) if len(shown) > 1 else ""))
+    return views
 
 
 def reveal(state: BattleState, outcome: str, flagged: Sequence[str] = ()) -> str:

@@ -12,17 +12,8 @@ import gradio as gr
 
 from arena.errors import UsageError
 from ui.compare import MAX_PANELS, FormOptions
-from ui.leaderboard import CATEGORY_LABELS, COLUMNS, VOTER_COLUMNS
-from ui.views import PanelView
-
-STATUS_COLUMNS = ["variant", "status", "takes", "tools", "thinking", "load time", "weights", "process memory",
-                  "device", "note"]
-EXPORT_FORMATS = {
-    "csv": "Votes (CSV)",
-    "jsonl": "Votes (JSONL)",
-    "fastchat": "FastChat battles (JSONL)",
-    "leaderboard-csv": "Leaderboard (CSV)",
-}
+from ui.markdown import answer_html
+from ui.views import PanelView, md_escape
 
 
 @dataclass
@@ -30,6 +21,7 @@ class Panel:
     column: Any
     title: Any
     note: Any
+    history: Any
     thinking_box: Any
     thinking: Any
     answer: Any
@@ -37,17 +29,18 @@ class Panel:
 
     @property
     def outputs(self) -> list[Any]:
-        return [self.column, self.title, self.note, self.thinking_box, self.thinking, self.answer, self.stats]
+        return [self.column, self.title, self.note, self.history, self.thinking_box, self.thinking, self.answer,
+                self.stats]
 
     @property
     def live_outputs(self) -> list[Any]:
-        """What changes while an answer streams: the two text boxes alone. Every output of a
-        streaming event costs Gradio and the browser time on every update, changed or not."""
+        """What changes while an answer streams: the answer and the thinking alone. Every output of
+        a streaming event costs Gradio and the browser time on every update, changed or not."""
         return [self.answer, self.thinking]
 
     @staticmethod
     def live(view: PanelView | None) -> list[str]:
-        return ["", ""] if view is None else [view.answer, view.thinking]
+        return ["", ""] if view is None else [answer_html(view.answer), view.thinking]
 
     def show(self, view: PanelView | None, expect_thinking: bool = False) -> dict[Any, Any]:
         """Component values for a view (None hides the panel). The thinking box shows when the
@@ -57,31 +50,29 @@ class Panel:
         label = "Thinking" + (f" ({len(view.thinking)} characters)" if view.thinking else "")
         return {
             self.column: gr.Column(visible=True),
-            self.title: f"### {_escape_title(view.title)}",
+            self.title: f"### {md_escape(view.title)}{view.badge}",
             self.note: view.note,
+            self.history: view.history,
             self.thinking_box: gr.Accordion(label=label, visible=bool(view.thinking) or expect_thinking),
             self.thinking: view.thinking,
-            self.answer: view.answer,
+            self.answer: answer_html(view.answer, placeholder=view.placeholder),
             self.stats: view.stats,
         }
 
 
-def _escape_title(title: str) -> str:
-    from ui.views import md_escape
-
-    return md_escape(title)
-
-
 def render_panel(elem_id: str, title: str, visible: bool = True) -> Panel:
     with gr.Column(elem_id=elem_id, elem_classes=["arena-panel"], min_width=240, visible=visible) as column:
-        heading = gr.Markdown(f"### {title}")
-        note = gr.Markdown("")
+        heading = gr.Markdown(f"### {md_escape(title)}", elem_classes=["panel-title"])
+        note = gr.Markdown("", elem_classes=["panel-note"])
+        # the earlier turns of the conversation, and the prompt of this one (set between turns)
+        history = gr.HTML("", elem_classes=["history"])
         with gr.Accordion("Thinking", open=False, visible=False) as box:
             thinking = gr.Textbox(show_label=False, lines=4, max_lines=12, interactive=False,
                                   elem_classes=["thinking"])
-        answer = gr.Textbox(label="Answer", lines=8, max_lines=24, interactive=False, elem_classes=["answer"])
+        # Markdown rendered and sanitized on the server (`ui.markdown`); the raw text beside it
+        answer = gr.HTML(answer_html(""), elem_classes=["answer"])
         stats = gr.Markdown("", elem_classes=["stats"])
-    return Panel(column, heading, note, box, thinking, answer, stats)
+    return Panel(column, heading, note, history, box, thinking, answer, stats)
 
 
 @dataclass
@@ -179,12 +170,31 @@ def render_prompt(elem_id: str, placeholder: str) -> Any:
 
 
 @dataclass
+class Conversing:
+    """The buttons under a tab's prompt: send, stop, regenerate the last turn, start over."""
+
+    send: Any
+    stop: Any
+    regenerate: Any
+    clear: Any
+
+
+def render_conversing(prefix: str, send_label: str, clear_label: str, clear_id: str) -> Conversing:
+    with gr.Row(elem_classes=["send-row"]):
+        send = gr.Button(send_label, variant="primary", elem_id=f"{prefix}-send", min_width=100)
+        stop = gr.Button("Stop", variant="stop", elem_id=f"{prefix}-stop", min_width=80)
+        regenerate = gr.Button("Regenerate", elem_id=f"{prefix}-regenerate", interactive=False, min_width=100)
+        clear = gr.Button(clear_label, elem_id=clear_id, min_width=100)
+    return Conversing(send, stop, regenerate, clear)
+
+
+@dataclass
 class CompareTab:
     variants: Any
     prompt: Any
-    send: Any
-    stop: Any
+    buttons: Conversing
     status: Any
+    preview: Any
     settings: FormSettings
     panels: list[Panel]
     chart: Any
@@ -194,6 +204,14 @@ class CompareTab:
     vote_ranking: Any
     vote_message: Any
     result: Any
+
+    @property
+    def send(self) -> Any:
+        return self.buttons.send
+
+    @property
+    def stop(self) -> Any:
+        return self.buttons.stop
 
 
 def render_result(elem_id: str) -> Any:
@@ -206,20 +224,23 @@ def render_result(elem_id: str) -> Any:
 def render_compare(names: list[str], max_new_tokens: int = 4096) -> CompareTab:
     variants = gr.CheckboxGroup(names, value=names[:MAX_PANELS], label=f"Variants (pick 1 to {MAX_PANELS})",
                                 elem_id="compare-variants")
-    prompt = render_prompt("compare-prompt", "Type a prompt; attach an image or audio clip (or record one)")
-    with gr.Row():
-        send = gr.Button("Send to all", variant="primary", elem_id="compare-send")
-        stop = gr.Button("Stop", variant="stop", elem_id="compare-stop")
+    prompt = render_prompt("compare-prompt", "Type a prompt, or a follow-up; attach an image or audio clip "
+                           "(or record one)")
+    buttons = render_conversing("compare", "Send to all", "New conversation", "compare-clear")
     status = render_status("compare-status")
+    # what the next Send will do (a follow-up or a new conversation, variants that will be skipped):
+    # said here, so typing never touches the panels of a comparison not yet voted on
+    preview = gr.Markdown("", elem_id="compare-preview")
     settings = render_settings("compare", max_new_tokens=max_new_tokens)
     with gr.Row(equal_height=False):
         # one panel per variant selected at load; the rest appear when more are picked
         panels = [render_panel(f"compare-panel-{i}", names[i] if i < len(names) else "", visible=i < len(names))
                   for i in range(MAX_PANELS)]
-    chart = gr.Plot(label="Stats of this comparison", elem_id="compare-chart")
-    with gr.Accordion("Vote", open=True, elem_id="compare-vote"):
+    # the vote comes right under the answers, before the chart (on a phone it is not 3,000 px down)
+    with gr.Group(elem_id="compare-vote"):
         with gr.Row():
-            best = gr.Radio([], label="Which answer is best?", elem_id="compare-best")
+            best = gr.Radio([], label="Which answer is best? (the vote covers the whole conversation)",
+                            elem_id="compare-best")
             vote_best = gr.Button("Vote for the best", elem_id="compare-vote-best", interactive=False)
         with gr.Row():
             # value=None: a Dropdown otherwise starts on its first choice, and a rank left out would be 1
@@ -227,132 +248,52 @@ def render_compare(names: list[str], max_new_tokens: int = 4096) -> CompareTab:
                                  visible=False, elem_id=f"compare-rank-{i}") for i in range(MAX_PANELS)]
             vote_ranking = gr.Button("Submit ranking", elem_id="compare-vote-ranking", interactive=False)
         vote_message = gr.Markdown("", elem_id="compare-vote-message")
+    gr.Markdown("#### Stats of this comparison", elem_classes=["chart-heading"])
+    chart = gr.Plot(show_label=False, elem_id="compare-chart")
     result = render_result("compare-result")
-    return CompareTab(variants, prompt, send, stop, status, settings, panels, chart, best, vote_best, ranks,
+    return CompareTab(variants, prompt, buttons, status, preview, settings, panels, chart, best, vote_best, ranks,
                       vote_ranking, vote_message, result)
 
 
 @dataclass
 class BattleTab:
     prompt: Any
-    send: Any
+    buttons: Conversing
     status: Any
     settings: FormSettings
     panels: list[Panel]
     votes: dict[str, Any]
     reveal: Any
-    new_round: Any
     result: Any
+
+    @property
+    def send(self) -> Any:
+        return self.buttons.send
+
+    @property
+    def new_round(self) -> Any:
+        return self.buttons.clear
 
 
 def render_battle(max_new_tokens: int = 4096) -> BattleTab:
-    gr.Markdown("Two anonymous variants answer the same prompt. Vote, and only then see who they were.")
-    prompt = render_prompt("battle-prompt", "Type a prompt for a blind battle")
-    send = gr.Button("Send", variant="primary", elem_id="battle-send")
+    gr.Markdown("Two anonymous variants answer the same prompt, and your follow-ups. Vote after any turn "
+                "(the vote covers the whole conversation), and only then see who they were.")
+    prompt = render_prompt("battle-prompt", "Type a prompt for a blind battle, or a follow-up")
+    buttons = render_conversing("battle", "Send", "New round", "new-round")
     status = render_status("battle-status")
     settings = render_settings("battle", sampling=False, max_new_tokens=max_new_tokens)
     with gr.Row(equal_height=False):
         panels = [render_panel("battle-panel-a", "Model A"), render_panel("battle-panel-b", "Model B")]
-    with gr.Row():
+    with gr.Row(elem_classes=["vote-row"]):
         votes = {
-            "a": gr.Button("👈 A is better", elem_id="vote-a", interactive=False),
-            "b": gr.Button("👉 B is better", elem_id="vote-b", interactive=False),
-            "tie": gr.Button("🤝 Tie", elem_id="vote-tie", interactive=False),
-            "both_bad": gr.Button("👎 Both are bad", elem_id="vote-bothbad", interactive=False),
+            "a": gr.Button("👈 A is better", elem_id="vote-a", interactive=False, min_width=100),
+            "b": gr.Button("👉 B is better", elem_id="vote-b", interactive=False, min_width=100),
+            "tie": gr.Button("🤝 Tie", elem_id="vote-tie", interactive=False, min_width=100),
+            "both_bad": gr.Button("👎 Both are bad", elem_id="vote-bothbad", interactive=False, min_width=100),
         }
     reveal = gr.Markdown("", elem_id="battle-reveal")
-    new_round = gr.Button("New round", elem_id="new-round")
     result = render_result("battle-result")
-    return BattleTab(prompt, send, status, settings, panels, votes, reveal, new_round, result)
-
-
-@dataclass
-class LeaderboardTab:
-    category: Any
-    mode: Any
-    voter: Any
-    refresh: Any
-    summary: Any
-    table: Any
-    ci_chart: Any
-    win_rate_chart: Any
-    quality_chart: Any
-    voters: Any
-    voter_chart: Any
-
-    @property
-    def inputs(self) -> list[Any]:
-        return [self.category, self.mode, self.voter]
-
-
-#: The voter selector's value for everyone's votes.
-EVERYONE = "everyone"
-MODE_LABELS = {"blind": "Blind battles", "named": "Named comparisons", "all": "Both"}
-
-
-def render_leaderboard() -> LeaderboardTab:
-    with gr.Row():
-        category = gr.Radio([(label, key) for key, label in CATEGORY_LABELS.items()], value="all",
-                            label="Category", elem_id="leaderboard-category")
-        mode = gr.Radio([(label, key) for key, label in MODE_LABELS.items()], value="blind",
-                        label="Votes", elem_id="leaderboard-mode")
-        # custom values allowed: the names are filled in when the tab opens, and an API client may
-        # name a voter without them (the server checks who may see whose votes)
-        voter = gr.Dropdown([EVERYONE], value=EVERYONE, label="Voter", allow_custom_value=True,
-                            elem_id="leaderboard-voter")
-        refresh = gr.Button("Refresh", elem_id="leaderboard-refresh")
-    summary = gr.Markdown("", elem_id="leaderboard-summary")
-    table = gr.Dataframe(headers=COLUMNS, value=[], interactive=False, elem_id="leaderboard-table")
-    ci_chart = gr.Plot(label="Ratings with 95 % confidence intervals", elem_id="leaderboard-ci")
-    quality_chart = gr.Plot(label="Quality against speed and memory, on this machine", elem_id="leaderboard-quality")
-    win_rate_chart = gr.Plot(label="Win rates and battle counts", elem_id="leaderboard-winrate")
-    with gr.Accordion("Voters", open=False, elem_id="leaderboard-voters-box"):
-        gr.Markdown("Per voter: votes, how they split, and how often the voter picked the variant the overall "
-                    "ratings favour. A voter far from the others (always A, always a tie, rarely agreeing) "
-                    "stands out here.")
-        voters = gr.Dataframe(headers=VOTER_COLUMNS, value=[], interactive=False, elem_id="leaderboard-voters")
-        voter_chart = gr.Plot(label="How each voter splits their votes", elem_id="leaderboard-voter-chart")
-    return LeaderboardTab(category, mode, voter, refresh, summary, table, ci_chart, win_rate_chart, quality_chart,
-                          voters, voter_chart)
-
-
-@dataclass
-class VariantsTab:
-    table: Any
-    memory: Any
-    timer: Any
-    manage_box: Any
-    manage_name: Any
-    load: Any
-    unload: Any
-    manage_message: Any
-    discover_box: Any
-    discover_host: Any
-    discover: Any
-    discovered: Any
-
-
-def render_variants(names: list[str]) -> VariantsTab:
-    gr.Markdown("The variants this server loaded, how loading went, and what each can take. The demo variants "
-                "are tiny random-weight stand-ins: their answers are random tokens. Weights are measured at "
-                "load; process memory is the variant's worker process now (its RAM).")
-    table = gr.Dataframe(headers=STATUS_COLUMNS, value=[], interactive=False, elem_id="variants-table")
-    memory = gr.Markdown("", elem_id="variants-memory")
-    timer = gr.Timer(1.0)
-    with gr.Accordion("Load and unload variants (admins)", open=False, visible=False) as manage_box:
-        with gr.Row():
-            # custom values allowed: an API client names the variant; the server checks the name
-            name = gr.Dropdown(names, value=names[0] if names else None, label="Variant", allow_custom_value=True,
-                               scale=3, elem_id="variants-manage-name")
-            load = gr.Button("Load", scale=1, elem_id="variants-load")
-            unload = gr.Button("Unload", scale=1, elem_id="variants-unload")
-        message = gr.Markdown("", elem_id="variants-manage-message")
-    with gr.Accordion("Discover Ollama models (admins)", open=False) as box:
-        with gr.Row():
-            host = gr.Textbox(label="Ollama host (empty: OLLAMA_HOST or http://127.0.0.1:11434)", scale=3)
-            discover = gr.Button("Discover", scale=1, elem_id="ollama-discover")
-        discovered = gr.Markdown("")
-    return VariantsTab(table, memory, timer, manage_box, name, load, unload, message, box, host, discover, discovered)
+    return BattleTab(prompt, buttons, status, settings, panels, votes, reveal, result)
 
 
 @dataclass
@@ -379,46 +320,25 @@ def render_sign_in() -> SignIn:
 
 
 @dataclass
-class ReportTab:
-    mode: Any
-    category: Any
-    build: Any
-    page: Any
-    file: Any
+class HistoryTab:
+    refresh: Any
+    table: Any
+    battle_id: Any
+    view: Any
+    open: Any
+    message: Any
 
 
-def render_report() -> ReportTab:
-    gr.Markdown("Which variant to pick, from the votes and this machine: ratings with their intervals, speed, "
-                "memory, whether each fits here, the Pareto front, and a recommendation that says how sure it is. "
-                "Download it as one HTML file that opens offline.")
+def render_history(columns: list[str]) -> HistoryTab:
+    gr.Markdown("Your past comparisons and battles, newest first, with their answers. One not yet voted on can be "
+                "opened in its tab and voted on now (a blind battle stays blind until the vote). The CLI's "
+                "`compare` records its comparisons here too.")
+    refresh = gr.Button("Refresh", elem_id="history-refresh")
+    table = gr.Dataframe(headers=columns, value=[], interactive=False, wrap=True, elem_id="history-table")
     with gr.Row():
-        category = gr.Radio([(label, key) for key, label in CATEGORY_LABELS.items()], value="all",
-                            label="Category", elem_id="report-category")
-        mode = gr.Radio([(label, key) for key, label in MODE_LABELS.items()], value="blind", label="Votes",
-                        elem_id="report-mode")
-        build = gr.Button("Build the report", elem_id="report-build")
-    page = gr.HTML("", elem_id="report-page")
-    file = gr.File(label="The report as one HTML file", elem_id="report-file", interactive=False)
-    return ReportTab(mode, category, build, page, file)
-
-
-@dataclass
-class ExportTab:
-    buttons: dict[str, Any]
-    file: Any
-    admins_only: Any
-
-    #: The exports that hold everyone's prompts and answers (admins only); the leaderboard's is open.
-    VOTE_FORMATS = ("csv", "jsonl", "fastchat")
-
-
-def render_export() -> ExportTab:
-    gr.Markdown("Download the votes and the leaderboard. The FastChat format works with lmarena's notebooks "
-                "and with `python app.py leaderboard --battles FILE`.")
-    admins_only = gr.Markdown("The votes, with everyone's prompts and answers, are exported by the admins of "
-                              "this arena; the leaderboard is yours to download.", visible=False,
-                              elem_id="export-admins-only")
-    with gr.Row():
-        buttons = {fmt: gr.Button(label, elem_id=f"export-{fmt}") for fmt, label in EXPORT_FORMATS.items()}
-    file = gr.File(label="Download", elem_id="export-file", interactive=False)
-    return ExportTab(buttons, file, admins_only)
+        # filled by picking a row; an API client gives the id `/history` listed
+        battle_id = gr.Textbox(label="Conversation (its last turn's id)", elem_id="history-battle-id", scale=3)
+        open_button = gr.Button("Open to vote or continue", elem_id="history-open", scale=1)
+    message = gr.Markdown("", elem_id="history-message")
+    view = gr.HTML("", elem_id="history-view")
+    return HistoryTab(refresh, table, battle_id, view, open_button, message)

@@ -6,14 +6,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from arena.ratings import Battles, Leaderboard, compute_leaderboard
+from arena.rating_tables import BOARD_COLUMNS
+from arena.ratings import DEFAULT_PRELIMINARY_BELOW, Battles, Leaderboard, compute_leaderboard
 from arena.voters import VoterStats
 from storage import VariantSpeed
 from ui import charts
 from ui.services import ArenaServices
 from ui.views import md_escape
 
-COLUMNS = ["rank", "variant", "rating", "95% CI", "votes", "wins", "losses", "ties", "both bad", "online Elo"]
+#: The table's headers: the leaderboard CSV writes the same columns (`BOARD_COLUMNS`).
+COLUMNS = [column.header for column in BOARD_COLUMNS]
 VOTER_COLUMNS = ["voter", "votes", "A", "B", "tie", "both bad", "best / ranking", "agreement"]
 CATEGORY_LABELS = {"all": "All", "text": "Text only", "image": "With image", "audio": "With audio"}
 MODE_LABELS = {"blind": "blind battles", "named": "named comparisons", "all": "blind battles and named comparisons"}
@@ -33,10 +35,32 @@ class LeaderboardView:
     flagged_left_out: int = 0
 
 
+def legend(preliminary_below: int = DEFAULT_PRELIMINARY_BELOW) -> str:
+    """What each column of the table means, in Markdown (shown under the table)."""
+    return (
+        "**How to read the table.** "
+        "**rating**: Bradley–Terry strength fitted on all the votes at once, on the Elo scale (400 points "
+        "more = expected to win 10 to 1), shifted so the variants average 1000 (the summary says which). "
+        "**95% CI**: where the rating lies with 95 % confidence, from re-drawing the votes at random "
+        "(bootstrap). **rank**: 1 + the number of variants whose whole interval lies above this one's, so "
+        "variants whose intervals overlap, and equal ratings, share a rank. "
+        "**votes**: the votes the variant took part in; **wins / losses / ties / both bad**: the pairwise "
+        "outcomes those votes imply (a best pick among four is three wins). "
+        "**online Elo**: the classic Elo that moves after each vote in turn (K = 4), shown for comparison "
+        "with other arenas; it depends on the order of the votes (the latest weigh most, and it moves "
+        "slowly), so it can differ from the rating, which weighs every vote the same whenever it was cast. "
+        f"**(preliminary)**: fewer than {preliminary_below} votes; its interval is widened to what so few "
+        "votes can tell, and the preliminary rows share the rank after all the others."
+    )
+
+
 def table_rows(board: Leaderboard) -> list[list[Any]]:
+    """One row per listed variant (`COLUMNS`). When every vote of the slice is a tie the ratings
+    are all equal, and so is the rank shown (the ratings' rank would put preliminary rows last)."""
+    all_equal = _ties_only(board)
     return [
         [
-            row.rank,
+            1 if all_equal else row.rank,
             row.variant + (" (preliminary)" if row.preliminary else ""),
             round(row.rating, 1),
             f"{row.ci_low:.0f} to {row.ci_high:.0f}",
@@ -92,12 +116,33 @@ def build_view(
     )
 
 
+def _ties_only(board: Leaderboard) -> bool:
+    """Whether the slice has votes and every one of them is a tie or both bad."""
+    return bool(board.rows) and all(row.wins == row.losses == 0 for row in board.rows)
+
+
 def summary(board: Leaderboard, category: str, mode: str, voter: str | None, flagged: int) -> str:
-    """What the table is of and how to read it, in Markdown."""
+    """What the table is of and how to read it, in Markdown; for a slice without votes, with one
+    vote or with only ties, first what that means for the ratings."""
     who = f" by **{md_escape(voter)}**" if voter else ""
-    text = (
-        f"{board.votes} vote(s){who} on {MODE_LABELS.get(mode, md_escape(mode))} in "
-        f"**{CATEGORY_LABELS.get(category, md_escape(category))}** ({board.battles} pairwise outcome(s)); "
+    slice_ = (f"{MODE_LABELS.get(mode, md_escape(mode))} in "
+              f"**{CATEGORY_LABELS.get(category, md_escape(category))}**")
+    left_out = (
+        f" {flagged} flagged battle(s) left out: an answer named a model family or maker, so the voter "
+        "may have known who was who."
+    ) if flagged else ""
+    if not board.rows:
+        return (f"**No votes yet** on {slice_}{who}: vote in Battle or Compare, or pick another category, "
+                f"votes or voter above.{left_out}")
+    text = ""
+    if board.votes == 1:
+        text += ("**These ratings rest on one vote.** One vote cannot tell how much better one variant is: "
+                 "the intervals span most of the scale. Vote more to narrow them. ")
+    if _ties_only(board):
+        text += ("**Every vote here is a tie or both bad**, so the ratings are all equal and the variants share "
+                 "rank 1 (listed by name). ")
+    text += (
+        f"{board.votes} vote(s){who} on {slice_} ({board.battles} pairwise outcome(s)); "
         f"scale: {md_escape(board.anchor)}; 95 % intervals from {board.rounds} bootstrap rounds of votes; "
         "rank = Rank (UB): variants whose intervals overlap share a rank."
     )
@@ -108,11 +153,7 @@ def summary(board: Leaderboard, category: str, mode: str, voter: str | None, fla
         )
     else:
         text += f" Rows with fewer than {board.preliminary_below} votes would be preliminary."
-    if flagged:
-        text += (
-            f" {flagged} flagged battle(s) left out: an answer named a model family or maker, so the voter "
-            "may have known who was who."
-        )
+    text += left_out
     if len(board.groups) > 1:
         text += " Some variants were never compared with each other: ratings compare only within a group."
     return text

@@ -19,13 +19,14 @@ import gradio as gr
 from arena.errors import ArenaError, UsageError
 from arena.units import format_bytes, format_seconds
 from storage.exports import write_leaderboard_csv
-from ui.layout import EVERYONE
+from ui.errors import user_error
 from ui.leaderboard import build_view, compute_board
-from ui.views import md_escape
+from ui.lookup_layout import EVERYONE, OLLAMA_HOST_BOX
+from ui.views import md_code, md_escape
 
 if TYPE_CHECKING:
     from ui.access import Access
-    from ui.layout import ExportTab, LeaderboardTab, ReportTab, VariantsTab
+    from ui.lookup_layout import ExportTab, LeaderboardTab, ReportTab, VariantsTab
     from ui.services import ArenaServices
 
 
@@ -57,7 +58,7 @@ class LookupTabs:
             view = await asyncio.to_thread(build_view, self.services, category or "all", mode=mode or "blind",
                                            voter=who)
         except ArenaError as exc:
-            raise gr.Error(str(exc)) from exc
+            raise refused(exc, "a leaderboard") from exc
         # the voters table and chart: everyone's for admins, a voter's own row only for the others
         voters = view.voters if caller.admin else [row for row in view.voters if row and row[0] == caller.name]
         lb = self.leaderboard
@@ -124,27 +125,31 @@ class LookupTabs:
                 raise UsageError("pick a variant first")
             return await asyncio.to_thread(change, str(name))
         except ArenaError as exc:
-            raise gr.Error(str(exc)) from exc
+            raise refused(exc, what.lower()) from exc
 
     async def discover_ollama(self, host: str | None = None, request: gr.Request | None = None,
                               profile: gr.OAuthProfile | None = None) -> str:
         """The models pulled on the Ollama server at `host` (empty: OLLAMA_HOST or the local
-        default), as specs to start the app with; or why they could not be listed. Admins only:
-        it makes the server connect to any host."""
+        default), as specs to start the app with; or why they could not be listed (an address
+        that is not one is refused before anything connects). Admins only: it makes the server
+        connect to any host."""
         from backends.ollama import discover
 
         try:
             self.access.require_admin(self.access.caller(request, profile), "Listing an Ollama server's models")
         except UsageError as exc:
-            raise gr.Error(str(exc)) from exc
+            raise user_error(exc, action="listing an Ollama server's models") from exc
         try:
-            models = await discover((host or "").strip() or os.environ.get("OLLAMA_HOST") or None)
+            models = await discover((host or "").strip() or os.environ.get("OLLAMA_HOST") or None,
+                                    where=f'in the "{OLLAMA_HOST_BOX}" box above')
+        except UsageError as exc:
+            return f"**Not a server address.** {md_message(str(exc))}"
         except ArenaError as exc:
-            return f"**Could not list models:** {md_escape(str(exc))}"
+            return f"**Could not list models:** {md_message(str(exc))}"
         if not models:
             return "No models pulled on that server yet (`ollama pull gemma4:e4b`)."
         lines = ["Start the app with any of these specs (`python app.py --variants SPEC ...`):", ""]
-        lines += [f"- `{m.spec}` {format_bytes(m.size_bytes)} {md_escape(m.parameter_size)} "
+        lines += [f"- {md_code(m.spec)} {format_bytes(m.size_bytes)} {md_escape(m.parameter_size)} "
                   f"{md_escape(m.quantization)}" for m in models]
         return "\n".join(lines)
 
@@ -169,20 +174,22 @@ class LookupTabs:
             self.access.caller(request, profile)  # logged in (and not removed since)
             page, document = await asyncio.to_thread(report_page, self.services, mode or "blind", category or "all")
         except ArenaError as exc:
-            raise gr.Error(str(exc)) from exc
+            raise refused(exc, "a report") from exc
         out = Path(tempfile.mkdtemp(dir=self.export_dir)) / "gemma-arena-report.html"
         out.write_text(document, encoding="utf-8")
         return {self.report.page: page, self.report.file: str(out)}
 
     async def export_file(self, fmt: str, request: gr.Request | None = None,
                           profile: gr.OAuthProfile | None = None) -> str:
+        """Write the export `fmt` (csv, jsonl, fastchat: the votes, admins only; leaderboard-csv:
+        anyone) to a new file of its own; returns its path."""
         suffix = {"fastchat": "jsonl", "leaderboard-csv": "csv"}.get(fmt, fmt)
         try:
             if fmt in self.export.VOTE_FORMATS:  # votes with everyone's prompts and answers
                 self.access.require_admin(self.access.caller(request, profile),
                                           "Exporting everyone's prompts and answers")
         except UsageError as exc:
-            raise gr.Error(str(exc)) from exc
+            raise user_error(exc, action=f"the {fmt} export") from exc
         # a folder of its own per export: two admins exporting at once never share a file
         out = Path(tempfile.mkdtemp(dir=self.export_dir)) / f"gemma-arena-{fmt}.{suffix}"
         try:
@@ -192,9 +199,20 @@ class LookupTabs:
             else:
                 await asyncio.to_thread(self.services.store.export, fmt, out)
         except ArenaError as exc:
-            raise gr.Error(str(exc)) from exc
+            raise refused(exc, f"the {fmt} export") from exc
         return str(out)
 
+
+def refused(exc: ArenaError, action: str) -> gr.Error:
+    """The gr.Error for a handler's failure: a user's mistake or a refusal (UsageError) logs one
+    line (`ui.errors.user_error`); anything else is the server's and keeps its traceback."""
+    if isinstance(exc, UsageError):
+        return user_error(exc, action=action)
+    return gr.Error(str(exc))
+
+
+#: An error message as inert Markdown with no escaping showing (commands and URLs as code spans).
+md_message = md_escape
 
 
 def process_memory(backend: object) -> int | None:

@@ -38,7 +38,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import replace
 from typing import Literal, cast
 
-from arena.fanout import Update, fan_out
+from arena.fanout import Update, fan_out, per_variant
 from arena.lineup import Variant
 from arena.measure import Result
 from backends.base import Channel, Request
@@ -53,14 +53,18 @@ Key = tuple[tuple[int, ...], tuple[bool, ...]]
 
 async def stream_panels(
     variants: Sequence[Variant],
-    request: Request,
+    request: Request | Sequence[Request],
     panels: Sequence[PanelView],
     *,
     interval_s: float = DEFAULT_INTERVAL_S,
     timeout_s: float | None = 120.0,
     pace: str = "own",
+    stop: asyncio.Event | None = None,
 ) -> AsyncIterator[tuple[list[PanelView], list[Result | None]]]:
-    """Yield (panels, results shown so far) snapshots at `pace`; the last one has every result."""
+    """Yield (panels, results shown so far) snapshots at `pace`; the last one has every result.
+    Setting `stop` ends every variant still answering with what it has so far (`fan_out`).
+    `request` goes to every variant, or is one request per variant (a conversation's follow-up,
+    each with its own history), in the order of `variants`."""
     if pace not in PACES:
         raise ValueError(f"pace must be one of {', '.join(PACES)}, not {pace!r}")
     display = Display(panels, cast(Pace, pace))
@@ -68,7 +72,7 @@ async def stream_panels(
     # every message before it would delay it.
     shown_key = display.key(time.perf_counter())
     changed, urgent = asyncio.Event(), asyncio.Event()
-    stream = fan_out(variants, request, timeout_s=timeout_s)
+    stream = fan_out(variants, per_variant(variants, request), timeout_s=timeout_s, stop=stop)
 
     async def pump() -> None:
         try:

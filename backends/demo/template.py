@@ -25,8 +25,23 @@ MEDIA_TOKENS = {
     "eoa_token": "<audio|>",
 }
 
+#: An earlier answer of the model is rendered without its thinking, as Gemma 4's own template
+#: does: any `<|channel>...<channel|>` span is cut out. The engines pass answers without their
+#: thinking already, so for what they send this renders as the templates of demo models built
+#: before it did (no rebuild needed).
+_ANSWER_ONLY = (
+    "{%- macro answer_only(text) -%}"
+    "{%- set kept = namespace(text='') -%}"
+    "{%- for part in text.split('<channel|>') -%}"
+    "{%- set kept.text = kept.text + (part.split('<|channel>')[0] if '<|channel>' in part else part) -%}"
+    "{%- endfor -%}"
+    "{{- kept.text -}}"
+    "{%- endmacro -%}"
+)
+
 CHAT_TEMPLATE = (
-    "{{- bos_token -}}"
+    _ANSWER_ONLY
+    + "{{- bos_token -}}"
     "{%- set system = messages[0]['content'] if messages and messages[0]['role'] == 'system' else '' -%}"
     "{%- set thinking = enable_thinking is defined and enable_thinking -%}"
     "{%- if thinking or tools or system -%}"
@@ -43,10 +58,12 @@ CHAT_TEMPLATE = (
     "{{- '<turn|>\\n' -}}"
     "{%- endif -%}"
     "{%- for message in messages if message['role'] != 'system' -%}"
-    "{{- '<|turn>' + ('model' if message['role'] == 'assistant' else message['role']) + '\\n' -}}"
-    "{%- if message['content'] is string -%}{{- message['content'] -}}"
+    "{%- set model = message['role'] == 'assistant' -%}"
+    "{{- '<|turn>' + ('model' if model else message['role']) + '\\n' -}}"
+    "{%- if message['content'] is string -%}"
+    "{{- answer_only(message['content']) if model else message['content'] -}}"
     "{%- else -%}{%- for part in message['content'] -%}"
-    "{%- if part['type'] == 'text' -%}{{- part['text'] -}}"
+    "{%- if part['type'] == 'text' -%}{{- answer_only(part['text']) if model else part['text'] -}}"
     "{%- elif part['type'] == 'image' -%}{{- '<|image|>' -}}"
     "{%- elif part['type'] == 'audio' -%}{{- '<|audio|>' -}}"
     "{%- endif -%}"

@@ -27,7 +27,7 @@ from backends.base import (
     no_progress,
 )
 from backends.hf.gemma_output import GemmaOutputParser, Markers
-from backends.hf.inputs import chat_messages, decode_audio, decode_image
+from backends.hf.inputs import chat_messages, decode_audio, decode_image, media_in_order
 from backends.hf.memory import probe_for, weights_by_device
 from backends.hf.options import HFOptions
 from backends.hf.quantization import check_quantized_model_runs, quantization_config, route_unpackable_layers
@@ -252,11 +252,13 @@ class Engine:
         if self.processor is None:
             inputs = self.tokenizer(text, return_tensors="pt", add_special_tokens=False)
         else:
+            # Every turn's attachments, in the order their placeholders appear in the text.
+            images, audio = media_in_order(request)
             media: dict[str, Any] = {}
-            if request.images:
-                media["images"] = [decode_image(m) for m in request.images]
-            if request.audio:
-                media["audio"] = [decode_audio(m) for m in request.audio]
+            if images:
+                media["images"] = [decode_image(m) for m in images]
+            if audio:
+                media["audio"] = [decode_audio(m) for m in audio]
             inputs = self.processor(text=text, return_tensors="pt", add_special_tokens=False, **media)
             inputs.pop("num_soft_tokens_per_image", None)  # generate() does not take it
         inputs = inputs.to(self.model.device)

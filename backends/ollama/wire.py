@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from backends.base import Capabilities, Chunk, Modality, Request, ToolCall, Usage
+from backends.base import Capabilities, Chunk, Media, Modality, Request, ToolCall, Usage
 from backends.ollama.options import OllamaOptions
 from backends.remote import wav_16k_mono
 
@@ -24,13 +24,14 @@ _CAPABILITY_MODALITIES: Mapping[str, Modality] = {"vision": "image", "audio": "a
 def chat_arguments(
     options: OllamaOptions, request: Request, capabilities: Capabilities, variant: str
 ) -> dict[str, Any]:
-    """Keyword arguments for `ollama.AsyncClient.chat(..., stream=True)`."""
-    user: dict[str, Any] = {"role": "user", "content": request.prompt}
-    # Audio goes in the same `images` list: Ollama tells the two apart by the file header.
-    media = [m.data for m in request.images] + [wav_16k_mono(m, variant) for m in request.audio]
-    if media:
-        user["images"] = media
-    messages = ([{"role": "system", "content": request.system}] if request.system else []) + [user]
+    """Keyword arguments for `ollama.AsyncClient.chat(..., stream=True)`: the system prompt, each
+    earlier turn (the user's message with its own attachments, then this variant's answer), then
+    the new user turn."""
+    messages: list[dict[str, Any]] = [{"role": "system", "content": request.system}] if request.system else []
+    for turn in request.history:
+        messages.append(_user_message(turn.prompt, turn.images, turn.audio, variant))
+        messages.append({"role": "assistant", "content": turn.answer})
+    messages.append(_user_message(request.prompt, request.images, request.audio, variant))
     sampling: dict[str, Any] = {
         **options.model_options(),
         "temperature": request.temperature,
@@ -51,6 +52,15 @@ def chat_arguments(
     if options.keep_alive is not None:
         arguments["keep_alive"] = options.keep_alive
     return arguments
+
+
+def _user_message(prompt: str, images: Sequence[Media], audio: Sequence[Media], variant: str) -> dict[str, Any]:
+    user: dict[str, Any] = {"role": "user", "content": prompt}
+    # Audio goes in the same `images` list: Ollama tells the two apart by the file header.
+    media = [m.data for m in images] + [wav_16k_mono(m, variant) for m in audio]
+    if media:
+        user["images"] = media
+    return user
 
 
 def chunks_of(part: Any) -> Iterator[Chunk]:

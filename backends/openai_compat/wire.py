@@ -12,11 +12,11 @@ Pure functions and one small accumulator; no I/O here.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from backends.base import Capabilities, Chunk, Request, ToolCall, Usage
+from backends.base import Capabilities, Chunk, Media, Request, ToolCall, Usage
 from backends.openai_compat.options import OpenAIOptions
 from backends.remote import base64_text, data_uri, wav_16k_mono
 
@@ -30,18 +30,13 @@ _FIGURE_OBJECTS = ("timings", "metrics")
 def chat_parameters(
     options: OpenAIOptions, request: Request, capabilities: Capabilities, variant: str
 ) -> dict[str, Any]:
-    """The JSON body of `POST /chat/completions` (streamed)."""
-    content: str | list[dict[str, Any]] = request.prompt
-    if request.images or request.audio:
-        # Media before the text, as Gemma's own examples place it.
-        content = [{"type": "image_url", "image_url": {"url": data_uri(m)}} for m in request.images]
-        content += [
-            {"type": "input_audio", "input_audio": {"data": base64_text(wav_16k_mono(m, variant)), "format": "wav"}}
-            for m in request.audio
-        ]
-        content.append({"type": "text", "text": request.prompt})
+    """The JSON body of `POST /chat/completions` (streamed): the system prompt, each earlier turn
+    (the user's message, then this variant's answer as plain text), then the new user turn."""
     messages: list[dict[str, Any]] = [{"role": "system", "content": request.system}] if request.system else []
-    messages.append({"role": "user", "content": content})
+    for turn in request.history:
+        messages.append(_user_message(turn.prompt, turn.images, turn.audio, variant))
+        messages.append({"role": "assistant", "content": turn.answer})
+    messages.append(_user_message(request.prompt, request.images, request.audio, variant))
     parameters: dict[str, Any] = {
         "model": options.model,
         "messages": messages,
@@ -64,6 +59,20 @@ def chat_parameters(
         # Gemma 4's chat template switch; sent both ways so the server's default does not decide.
         parameters["chat_template_kwargs"] = {"enable_thinking": request.thinking}
     return parameters
+
+
+def _user_message(prompt: str, images: Sequence[Media], audio: Sequence[Media], variant: str) -> dict[str, Any]:
+    """A user turn: plain text, or content parts with its own attachments before the text, as
+    Gemma's own examples place them."""
+    if not images and not audio:
+        return {"role": "user", "content": prompt}
+    content: list[dict[str, Any]] = [{"type": "image_url", "image_url": {"url": data_uri(m)}} for m in images]
+    content += [
+        {"type": "input_audio", "input_audio": {"data": base64_text(wav_16k_mono(m, variant)), "format": "wav"}}
+        for m in audio
+    ]
+    content.append({"type": "text", "text": prompt})
+    return {"role": "user", "content": content}
 
 
 @dataclass

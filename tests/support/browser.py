@@ -85,8 +85,14 @@ def open_app(page: Page, url: str, timeout_ms: float = 60_000) -> None:
 
 
 def select_tab(page: Page, label: str) -> None:
-    """Click the tab labelled `label` (Compare, Battle, Leaderboard, ...)."""
-    page.get_by_role("tab", name=label, exact=True).click()
+    """Click the tab labelled `label` (Compare, Battle, Leaderboard, ...). On a narrow screen
+    Gradio moves the tabs that do not fit into its "More tabs" menu: it is opened first."""
+    tab = page.get_by_role("tab", name=label, exact=True)
+    if tab.count():
+        tab.click()
+        return
+    page.get_by_role("button", name="More tabs").click()
+    page.locator("button:visible", has_text=label).last.click()
 
 
 def type_prompt(page: Page, elem_id: str, text: str) -> None:
@@ -126,8 +132,8 @@ def select_variants(page: Page, wanted: Sequence[str]) -> None:
 
 
 def answer_of(page: Page, panel_id: str) -> str:
-    """The text in a panel's answer box."""
-    return page.locator(f"#{panel_id} .answer textarea").first.input_value()
+    """A panel's answer as the model wrote it (the raw text beside the rendered Markdown), trimmed."""
+    return str(page.locator(f"#{panel_id} .answer .answer-raw").first.evaluate("e => e.textContent")).strip()
 
 
 def text_of(page: Page, selector: str) -> str:

@@ -7,6 +7,7 @@ real generation use the real tiny Gemma 4 models instead.
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
@@ -28,6 +29,10 @@ class ScriptedBackend:
         self._capabilities = capabilities or Capabilities(frozenset({"text"}), tools=True, thinking=True)
         self.closed = False
         self.cancelled = False
+        #: Every request it was sent, in order (a conversation's follow-ups carry their history).
+        self.requests: list[Request] = []
+        #: When set, loading waits for it (a variant still loading when the page opens).
+        self.load_gate: threading.Event | None = None
 
     @property
     def name(self) -> str:
@@ -38,10 +43,14 @@ class ScriptedBackend:
         return self._capabilities
 
     async def load(self, progress: ProgressFn = no_progress) -> LoadReport:
+        if self.load_gate is not None:
+            progress(0.4, "waiting for the test")
+            await asyncio.to_thread(self.load_gate.wait)
         progress(1.0, "scripted")
         return LoadReport(load_s=0.0, capabilities=self._capabilities)
 
     async def stream(self, request: Request) -> AsyncIterator[Chunk]:
+        self.requests.append(request)
         try:
             for step in self.steps:
                 await asyncio.sleep(step.delay_s)
