@@ -186,6 +186,8 @@ class Report:
     unrated: tuple[str, ...] = ()
     memory_label: str = MEMORY_LABEL
     memory_note: str = MEMORY_NOTE
+    #: Where each variant wins in each judged prompt set, as Markdown (`ui.judge.set_report_sections`).
+    sets: tuple[str, ...] = ()
 
     @property
     def notes(self) -> tuple[str, ...]:

@@ -309,9 +309,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                   f"{memory.budget.describe()}", file=sys.stderr, flush=True)
             # Not blocking: Gradio's own wait, on Ctrl-C, closes only its HTTP server, which then
             # waits up to 5 s for the open heartbeats and event streams; stop() below ends them first.
-            app.launch(server_name=host, server_port=port, prevent_thread_lock=True,
-                              **launch_options(limits, users))
+            app.launch(server_name=host, server_port=port, prevent_thread_lock=True, **launch_options(limits, users))
             services.start_loading(_log_loaded)  # (started already unless on ZeroGPU)
+            app.start_judging()  # the prompt sets' pairs indexed in the background
             while app.blocks.is_running:
                 time.sleep(0.1)
         except KeyboardInterrupt:

@@ -29,7 +29,7 @@ from arena.identity import identity_words
 from arena.measure import Result
 from arena.votes import Vote, check_vote
 from backends.base import Media
-from storage.queries import StoredBattle, has_later_turn, read_battle, voted_in_chain
+from storage.queries import CHAIN_SQL, StoredBattle, has_later_turn, read_battle, voted_in_chain
 
 MAX_SIDES = 8
 MODES = ("blind", "named")
@@ -191,8 +191,25 @@ def insert_runs(
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [_run_values(battle_id, position, result, recorded_at) for position, result in enumerate(results)],
     )
-    insert_flags(db, result_flags(battle_id, results) if flags is None else flags)
+    insert_flags(db, inherited_flags(db, battle_id, result_flags(battle_id, results) if flags is None else flags))
     return "errored" if any(not result.ok for result in results) else "finished"
+
+
+def inherited_flags(db: Database, battle_id: str, flags: Sequence[Flag]) -> list[Flag]:
+    """`flags` of a turn, with the words of every flagged earlier turn of its conversation added
+    (on its first side): a model that named itself in turn 1 is known in turn 3 too, so a vote
+    cast after it must stay out of the ratings like one cast right after turn 1. Idempotent: a
+    replayed journal, whose flags already hold them, gets the same rows."""
+    earlier = db.conn.execute(
+        CHAIN_SQL + "SELECT f.words FROM chain c JOIN identity_flags f ON f.battle_id = c.id WHERE c.depth > 0",
+        [battle_id],
+    ).fetchall()
+    if not earlier:
+        return list(flags)
+    words = {word for (found,) in earlier for word in json.loads(found)}
+    first = [found for _, position, found in flags if position == 0]
+    merged = tuple(sorted(words.union(*first)))
+    return [(battle_id, 0, merged), *(flag for flag in flags if flag[1] != 0)]
 
 
 def find_flags(runs: Iterable[tuple[str, int, str, str]]) -> list[Flag]:

@@ -369,3 +369,18 @@ def test_history_says_which_conversations_can_take_a_vote(fresh_store: Store) ->
     assert (entries[failed].phase, entries[failed].votable) == ("errored", False)
     # a named comparison takes a vote among the variants that answered
     assert (entries[partly].phase, entries[partly].votable) == ("errored", True)
+
+
+def test_a_vote_after_a_turn_where_a_model_named_itself_stays_out_of_the_ratings(settings: Settings) -> None:
+    """Turn 1: Model A says it is Gemma. Voting after turn 2, whose answers name nobody, must not
+    let that vote into the ratings: the conversation is flagged from turn 1 on."""
+    with open_store(settings.db_path) as store:
+        first = store.open_battle(Request("who are you?"), PAIR, mode="blind", voter="ann")
+        store.finish_battle(first, [answer("demo:e2b", "I am Gemma, made by Google."), answer("demo:e4b", "A model.")])
+        second = store.open_battle(Request("and then?"), PAIR, mode="blind", voter="ann", parent_id=first)
+        store.finish_battle(second, answers(PAIR, 2))
+        store.record_vote(second, "a", voter="ann")
+        stored = store.battle(second)
+        assert stored is not None and stored.flagged and set(stored.identity_words) >= {"Gemma", "Google"}
+        assert store.pair_outcomes() == [] and store.flagged_votes() == 1
+        assert len(store.pair_outcomes(include_flagged=True)) == 1

@@ -469,3 +469,19 @@ def test_a_journal_from_a_newer_version_is_refused(tmp_path: Path) -> None:
     path.write_text('{"journal": "gemma-arena", "format": 3}\n')
     with pytest.raises(StorageError, match=r"format 3.*upgrade gemma-arena"):
         read_journals([path], Replayed())
+
+
+def test_a_conversation_flagged_at_an_earlier_turn_replays_to_the_same_flags(tmp_path: Path) -> None:
+    """A later turn carries the words of a flagged earlier one (`records.inherited_flags`): the
+    journal holds them, and replaying adds no second row for them."""
+    with open_store(tmp_path / "arena.db", journal=Journal(tmp_path / "sync")) as store:
+        first = store.open_battle(Request("who are you?"), PAIR, voter="ann")
+        store.finish_battle(first, [answer("e2b", "I am Gemma, made by Google."), answer("e4b", "A model.")])
+        second = store.open_battle(Request("go on"), PAIR, voter="ann", parent_id=first)
+        store.finish_battle(second, [answer("e2b", "on"), answer("e4b", "and on")])
+        store.record_vote(second, "b")
+        assert store.battle(second).flagged  # type: ignore[union-attr]
+    replay_folder(tmp_path / "sync", tmp_path / "copy.db")
+    assert dump(tmp_path / "copy.db") == dump(tmp_path / "arena.db")
+    with open_store(tmp_path / "copy.db") as copy:
+        assert copy.pair_outcomes() == [] and copy.flagged_votes() == 1

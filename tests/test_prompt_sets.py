@@ -296,6 +296,11 @@ def test_a_set_moves_between_machines_through_export_and_import(tmp_path: Path) 
     done = app("generate", "--prompts", str(path), "--variants", E2B, B31, "--db", str(generated),
                "--max-new-tokens", "3")
     assert done.returncode == 0, done.stderr
+    # a progress bar per variant (2 prompts each) and one overall (4 answers)
+    bars = [line for line in done.stderr.splitlines() if "/" in line]
+    assert any(E2B in line and "2/2" in line for line in bars), done.stderr
+    assert any(B31 in line and "2/2" in line for line in bars), done.stderr
+    assert any("all variants" in line and "4/4" in line for line in bars), done.stderr
     bundle = tmp_path / "receipts.zip"
     done = app("export", "--format", "set", "--set", "receipts", "--out", str(bundle), "--db", str(generated))
     assert done.returncode == 0, done.stderr

@@ -428,3 +428,28 @@ def test_a_report_of_a_store_without_votes_says_so(
     text = out.read_text()
     assert "No votes yet: nothing to recommend" in text and "No votes in this slice yet." in text
     assert len(embedded_pngs(text)) == 2
+
+
+def test_the_report_shows_where_each_variant_wins_in_each_judged_prompt_set(
+    reported: Settings, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from storage.sets import read_answers, record_judgment
+    from tests.test_judge_queue import fill
+
+    with open_store(reported.db_path) as store:
+        code, before, _ = report_cli(reported, capsys)
+        assert code == 0 and "Prompt sets" not in before  # no set judged: no section
+        fill(store, "receipts", [("p1", ["totals"]), ("p2", ["vendors"])])
+        answers = {(a.prompt_id, a.variant): a.id for a in read_answers(store, "receipts")}
+        for judge in ("ann", "ben"):
+            for prompt in ("p1", "p2"):
+                record_judgment(store, answers[prompt, "v-one"], answers[prompt, "v-two"], "a", judge)
+    code, markdown, err = report_cli(reported, capsys)
+    assert code == 0, err
+    section = markdown.split("## Prompt sets: where each variant wins", 1)[1]
+    assert "### receipts: 4 verdicts" in section and "| totals | v\\-one |" in section
+    assert "Krippendorff's alpha (nominal)" in section and "over 2 pair(s)" in section
+    out = tmp_path / "report.html"
+    assert report_cli(reported, capsys, "--out", str(out))[0] == 0
+    html_text = out.read_text()
+    assert 'id="prompt-sets"' in html_text and "<table>" in html_text.split('id="prompt-sets"', 1)[1]

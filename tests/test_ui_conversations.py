@@ -297,3 +297,28 @@ def test_a_conversation_compared_on_the_command_line_is_voted_on_later_in_histor
         assert "covers the whole conversation (2 turns)" in c.predict(best="demo:31b", api_name="/vote_best")
         stored = services.store.conversation(last)
         assert stored is not None and stored.vote is not None and len(stored.turns) == 2
+
+
+def test_history_is_kept_per_person_and_not_shown_to_a_shared_name(tmp_path: Path) -> None:
+    """On a network address without logins everyone votes as one name, as do visitors of a Space
+    who have not signed in: History would show each of them the others' prompts, so it is off."""
+    import asyncio
+
+    import gradio as gr
+
+    from ui.access import Access
+
+    services = scripted_services({"alpha": ScriptedBackend("alpha", words("alpha")),
+                                  "beta": ScriptedBackend("beta", words("beta"))}, tmp_path / "arena.db")
+    try:
+        stranger = ArenaApp(services, Access(local_admin=False))  # `serve --host 0.0.0.0 --no-auth`
+        with pytest.raises(gr.Error, match="kept per person"):
+            asyncio.run(stranger.list_history(Session()))
+        with pytest.raises(gr.Error, match="kept per person"):
+            stranger.open_history(Session(), "0" * 32)
+        shown = asyncio.run(stranger.show_history(Session()))
+        assert "kept per person" in shown[stranger.history.message]
+        owner = ArenaApp(services, Access())  # the one local person, on a loopback address
+        assert asyncio.run(owner.list_history(Session()))[owner.history_result] == []
+    finally:
+        services.close()

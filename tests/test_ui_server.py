@@ -95,7 +95,7 @@ def test_api_lists_exactly_the_documented_endpoints_with_named_parameters(server
     assert endpoints["unnamed_endpoints"] == {}
     named = endpoints["named_endpoints"]
     assert set(named) == documented_endpoints()
-    assert len(named) == 25
+    assert len(named) == 32
     parameters = {name: [p["parameter_name"] for p in info["parameters"]] for name, info in named.items()}
     assert parameters["/compare"] == COMPARE_PARAMETERS
     assert parameters["/battle"] == BATTLE_PARAMETERS
@@ -107,6 +107,8 @@ def test_api_lists_exactly_the_documented_endpoints_with_named_parameters(server
     assert parameters["/regenerate_battle"] == BATTLE_PARAMETERS[1:]
     assert parameters["/new_conversation"] == ["selected"] and parameters["/open_history"] == ["battle_id"]
     assert parameters["/stop_compare"] == parameters["/stop_battle"] == parameters["/history"] == []
+    assert parameters["/judge_next"] == ["set_name"] and parameters["/judge_standings"] == ["set_name", "tag"]
+    assert parameters["/judge_vote_a"] == parameters["/judge_skip"] == []
     unnamed = [(name, p) for name, names in parameters.items() for p in names if p.startswith("param_")]
     assert unnamed == []
     # nothing but the prompt is needed: every other parameter has a default

@@ -24,6 +24,7 @@ from arena.settings import Settings
 from arena.units import format_bytes
 from arena.users import UserDirectory, add_user
 from cli.serve import launch_options
+from tests.support.browser import log_in as browser_log_in
 from tests.support.browser import select_tab, set_max_new_tokens, text_of, type_prompt
 from tests.support.traffic import RecordingProxy
 from tests.support.ui import demo_services, free_port
@@ -58,11 +59,7 @@ def team_server(tmp_path_factory: pytest.TempPathFactory, demo_cache: Path) -> I
 
 
 def log_in(page: Page, url: str, name: str) -> None:
-    page.goto(url, wait_until="load", timeout=60_000)
-    page.get_by_label("username").fill(name)
-    page.get_by_label("password").fill(PASSWORDS[name])
-    page.get_by_role("button", name="Login").click()
-    page.wait_for_selector("#compare-send", state="visible", timeout=60_000)
+    browser_log_in(page, url, name, PASSWORDS[name])
 
 
 def start_battle(page: Page, text: str) -> None:

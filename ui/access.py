@@ -57,6 +57,10 @@ class Caller:
     admin: bool
     key: str
     vote_refusal: str | None = None
+    #: Whether `name` stands for many people (visitors not signed in on a Space; everyone on a
+    #: server without logins on a network address): what is kept per person (History) is not
+    #: theirs to see.
+    shared: bool = False
 
 
 def space_caller(profile: Mapping[str, Any] | None, space: SpaceSettings, address: str) -> Caller:
@@ -70,7 +74,7 @@ def space_caller(profile: Mapping[str, Any] | None, space: SpaceSettings, addres
                        "sign in with Hugging Face (the button at the top of the page)")
         elif space.require_sign_in:
             refusal = "sign in with Hugging Face to vote (the button at the top of the page)"
-        return Caller(ANONYMOUS, False, f"address:{address}", refusal)
+        return Caller(ANONYMOUS, False, f"address:{address}", refusal, shared=True)
     username = str(profile.get("preferred_username") or "")
     if not username:  # Hugging Face always names the user; a session without it is not a sign-in
         raise AccessDenied("your Hugging Face sign-in has no username: sign out and in again")
@@ -130,8 +134,9 @@ class Access:
         if self.space is not None:
             return space_caller(profile, self.space, _address(request, forwarded=True))
         username = getattr(request, "username", None)
-        if self.role_of is None:
-            return Caller(self.local_voter, self.local_admin, f"address:{_address(request)}")
+        if self.role_of is None:  # the one local person on a loopback address; anyone, on a network one
+            return Caller(self.local_voter, self.local_admin, f"address:{_address(request)}",
+                          shared=not self.local_admin)
         role = self.role_of(username) if username else None
         if not username or role is None:  # Gradio lets no one in without a login; a user removed since is out now
             raise AccessDenied("you are not logged in (or your user was removed): reload the page and log in")
@@ -146,6 +151,13 @@ class Access:
             else:
                 how = "run it on the server's machine with `python app.py` (the command line)"
             raise AccessDenied(f"{what} is for admins only: {how}")
+
+    def require_own(self, caller: Caller, what: str) -> None:
+        """Refuse (AccessDenied) what is kept per person to a caller whose name many share."""
+        if caller.shared:
+            how = ("sign in with Hugging Face (the button at the top of the page)" if self.space is not None
+                   else "ask for a login on this server (`serve --users FILE`)")
+            raise AccessDenied(f"{what} is kept per person, and you are not signed in as one: {how}")
 
     def require_vote(self, caller: Caller) -> None:
         """Refuse (AccessDenied, saying why) a caller who may not vote here."""

@@ -28,6 +28,9 @@ from ui.compare import MAX_PANELS, CompareFlow, CompareState, ComparisonOutcome,
 from ui.errors import user_error
 from ui.history import COLUMNS as HISTORY_COLUMNS
 from ui.history import HistoryFlow, entry_json, row
+from ui.judge import JudgeFlow
+from ui.judge_layout import render_judge
+from ui.judge_tab import JudgeHandlers
 from ui.layout import FormSettings, Panel, render_battle, render_compare, render_history, render_result, render_sign_in
 from ui.lookup_layout import (
     DOWNLOAD_JS,
@@ -99,7 +102,7 @@ class Session:
         return Session()
 
 
-class ArenaApp(LookupTabs):
+class ArenaApp(LookupTabs, JudgeHandlers):
     """The page. `sign_in` adds the "Sign in with Hugging Face" button (on a Space whose OAuth app
     is on: Gradio then serves the login routes); who may vote then follows `access.space`."""
 
@@ -109,6 +112,7 @@ class ArenaApp(LookupTabs):
         self.compare_flow = CompareFlow(services)
         self.battle_flow = BattleFlow(services)
         self.history_flow = HistoryFlow(services)
+        self.judge_flow = JudgeFlow(services.store, voter=services.voter)
         self.export_dir = Path(tempfile.mkdtemp(prefix="gemma-arena-export-"))
         self.registry: SessionRegistry[Session] = SessionRegistry(Session)
         with gr.Blocks(title="Gemma Arena") as self.blocks:
@@ -126,6 +130,9 @@ class ArenaApp(LookupTabs):
                     self.compare = render_compare(services.names, services.limits.max_new_tokens_cap)
                 with gr.Tab("Battle", id="battle"):
                     self.battle = render_battle(services.limits.max_new_tokens_cap)
+                with gr.Tab("Judge", id="judge") as self.judge_tab:
+                    self.judge = render_judge()
+                    self.judge_result = render_result("judge-result")
                 with gr.Tab("History", id="history") as self.history_tab:
                     self.history = render_history(HISTORY_COLUMNS)
                     self.history_result = render_result("history-result")
@@ -247,13 +254,15 @@ class ArenaApp(LookupTabs):
         v.timer.tick(self.loading_notes, [self.session, c.variants], [o for p in c.panels for o in p.outputs],
                      **progress_on(), api_visibility="private")
 
+        self.wire_judge(self.session, progress_on)
         h = self.history
         listing = {"fn": self.list_history, "inputs": [self.session], "outputs": [self.session, h.table,
                    self.history_result], **progress_on(h.table)}
         h.refresh.click(**listing, api_name="history", api_description="Your past conversations, newest first: "
                         "returns the table and [{battle_id, conversation, kind, started_at, last_turn_at, turns, "
                         "prompt, variants (none for a blind battle before its vote), vote, can_vote}].")
-        self.history_tab.select(**listing, api_visibility="private")
+        self.history_tab.select(self.show_history, [self.session], [self.session, h.table, self.history_result,
+                                h.message], **progress_on(h.table), api_visibility="private")
         h.table.select(self.pick_history, [self.session], [h.battle_id, h.view], **progress_on(),
                        api_visibility="private")
         h.open.click(self.open_history, [self.session, h.battle_id], [self.session, h.message],
@@ -601,12 +610,21 @@ class ArenaApp(LookupTabs):
                            profile: gr.OAuthProfile | None = None) -> dict[Any, Any]:
         try:
             caller = self._caller(session, request, profile)
+            self.access.require_own(caller, "History")
         except UsageError as exc:
             raise user_error(exc, action="history") from exc
         entries = await asyncio.to_thread(self.history_flow.entries, caller.name)
         session.history_ids = [entry.battle_id for entry in entries]
         return {self.session: session, self.history.table: [row(entry) for entry in entries],
                 self.history_result: [entry_json(entry) for entry in entries]}
+
+    async def show_history(self, session: Session, request: gr.Request | None = None,
+                           profile: gr.OAuthProfile | None = None) -> dict[Any, Any]:
+        """The History tab as it opens: the list, or (a caller whose name many share) why there is none."""
+        try:
+            return await self.list_history(session, request, profile) | {self.history.message: ""}
+        except gr.Error as exc:
+            return {self.history.message: str(exc.message)}
 
     def pick_history(self, session: Session, event: gr.SelectData, request: gr.Request | None = None,
                      profile: gr.OAuthProfile | None = None) -> dict[Any, Any]:
@@ -616,6 +634,7 @@ class ArenaApp(LookupTabs):
         battle_id = session.history_ids[index]
         try:
             caller = self._caller(session, request, profile)
+            self.access.require_own(caller, "History")
             view = self.history_flow.conversation_html(battle_id, caller.name)
         except UsageError as exc:
             raise user_error(exc, action="history") from exc
@@ -627,6 +646,7 @@ class ArenaApp(LookupTabs):
         there, or ask a follow-up; returns what was done."""
         try:
             caller = self._caller(session, request, profile)
+            self.access.require_own(caller, "History")
             opened = self.history_flow.open(battle_id or "", caller.name, session.compare, session.battle)
         except ArenaError as exc:
             raise user_error(exc, action="opening a conversation") from exc

@@ -145,7 +145,8 @@ class JudgeFlow:
         lines = [f"**Your verdict:** {OUTCOME_TEXT[outcome]}"]
         lines += [f"**{side.upper()}** was **{md_escape(shown['variant'])}**: {shown['stats']}"
                   for side, shown in sides.items()]
-        return {"outcome": outcome, "battle_id": judged.battle_id, **sides, "markdown": "  \n".join(lines)}
+        return {"outcome": outcome, "battle_id": judged.battle_id, **sides, "markdown": "  \n".join(lines),
+                "set": opened.set_name}
 
     def skip(self, judge: str | None, token: str) -> dict[str, Any]:
         """Leave the pair of `token` unjudged (nothing is stored) and return the next pair; the
@@ -282,3 +283,17 @@ def standings_markdown(set_name: str, tag: str | None, verdicts: int, rows: Any,
         lines += ["", "Least agreed pairs:", ""]
         lines += [f"- {md_escape(line)}" for line in disagreements(agreed, names)]
     return "\n".join(lines)
+
+
+def set_report_sections(store: Store, *, rounds: int = 200) -> list[str]:
+    """The decision report's part for prompt sets: per set with verdicts, where each variant
+    wins (ratings, win rate per tag with intervals) and how far the judges agree, as Markdown."""
+    sections = []
+    for info in set_infos(store):
+        votes = set_votes(store, info.name)
+        if not votes:
+            continue
+        board = set_leaderboard(votes, rounds=rounds)
+        sections.append(standings_markdown(info.name, None, len(votes), board.rows, win_rates(votes),
+                                           set_agreement(votes), pair_names(votes)))
+    return sections

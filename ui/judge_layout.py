@@ -115,7 +115,10 @@ def render_judge() -> JudgeTab:
     gr.Markdown("Judge a prompt set's stored answers, blind: no waiting for generation. Pick the better "
                 "answer (keys 1/A, 2/B, 3/T tie, 4/N both bad, S skip); who was who shows after your verdict.")
     with gr.Row(equal_height=True):
-        sets = gr.Dropdown(choices=[], value=None, label="Prompt set", elem_id="judge-set", scale=3)
+        # custom values allowed: the sets are listed when the tab opens, and an API client names one
+        # without them (the server refuses a set it does not have)
+        sets = gr.Dropdown(choices=[], value=None, label="Prompt set", elem_id="judge-set", scale=3,
+                           allow_custom_value=True)
         start = gr.Button("Judge this set", variant="primary", elem_id="judge-start", scale=1, min_width=120)
     status = gr.Markdown("", elem_id="judge-status")
     prompt = gr.Textbox(label="Prompt", lines=3, max_lines=16, interactive=False, visible=False,
@@ -138,7 +141,7 @@ def render_judge() -> JudgeTab:
     with gr.Accordion("Where each variant wins", open=False, elem_id="judge-standings-box"):
         with gr.Row(equal_height=True):
             tag = gr.Dropdown(choices=[], value=None, label="Tag (empty: every prompt)", elem_id="judge-tag",
-                              allow_custom_value=False, scale=3)
+                              allow_custom_value=True, scale=3)
             refresh = gr.Button("Show", elem_id="judge-standings-refresh", scale=1, min_width=80)
         standings = gr.Markdown("", elem_id="judge-standings")
     return JudgeTab(sets, start, status, prompt, images, audio, panels, votes, skip, reveal, token, tag, standings,

@@ -6,6 +6,7 @@ and the Report tab show. Plain functions; no Gradio here.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,10 +35,14 @@ def gather_report(
     target_width: float = DEFAULT_TARGET_WIDTH,
 ) -> Report:
     """The report of `board`: the store's speed figures, each variant's fit on `machine` from the
-    spec it last ran as (`arena.variant_fits`), and the recommendation."""
+    spec it last ran as (`arena.variant_fits`), the recommendation, and where each variant wins in
+    each judged prompt set."""
+    from ui.judge import set_report_sections
+
     specs = store.variant_specs()
     fits = fit_verdicts({name: specs.get(name) for name in board.models}, machine, cache_dir, context_tokens)
-    return build_report(board, store.speed_by_variant(), fits, target_width=target_width)
+    report = build_report(board, store.speed_by_variant(), fits, target_width=target_width)
+    return replace(report, sets=tuple(set_report_sections(store)))
 
 
 def machine_line(machine: Machine) -> str:

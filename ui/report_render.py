@@ -112,7 +112,11 @@ def render_markdown(report: Report, scope: str = "", charts: Mapping[str, str] |
         lines += ["| " + " | ".join(md_text(cell) for cell in cells(row)) + " |" for row in report.rows]
     else:
         lines.append("No votes in this slice yet.")
-    lines += [""] + [f"- {md_text(note)}" for note in report.notes] + ["", "## Charts", ""]
+    lines += [""] + [f"- {md_text(note)}" for note in report.notes]
+    if report.sets:
+        lines += ["", "## Prompt sets: where each variant wins", ""]
+        lines += [section + "\n" for section in report.sets]
+    lines += ["", "## Charts", ""]
     if charts:
         for name, path in charts.items():
             caption = CHART_CAPTIONS.get(name, name)
@@ -151,6 +155,12 @@ def render_html_fragment(report: Report, scope: str = "", charts: Mapping[str, b
     parts.append("</section>\n<h2>Variants</h2>")
     parts.append(_table(report) if report.rows else "<p>No votes in this slice yet.</p>")
     parts.append('<ul class="notes">' + "".join(f"<li>{e(note)}</li>" for note in report.notes) + "</ul>")
+    if report.sets:
+        from ui.markdown import render_markdown as safe_markdown
+
+        parts.append('<h2>Prompt sets: where each variant wins</h2>\n<section class="sets" id="prompt-sets">')
+        parts += [safe_markdown(section) for section in report.sets]
+        parts.append("</section>")
     if charts:
         parts.append("<h2>Charts</h2>")
         for name, png in charts.items():

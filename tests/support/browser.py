@@ -84,6 +84,15 @@ def open_app(page: Page, url: str, timeout_ms: float = 60_000) -> None:
     page.wait_for_selector("#compare-send", state="visible", timeout=timeout_ms)
 
 
+def log_in(page: Page, url: str, name: str, password: str) -> None:
+    """Open the app behind Gradio's login form and log in as `name`."""
+    page.goto(url, wait_until="load", timeout=60_000)
+    page.get_by_label("username").fill(name)
+    page.get_by_label("password").fill(password)
+    page.get_by_role("button", name="Login").click()
+    page.wait_for_selector("#compare-send", state="visible", timeout=60_000)
+
+
 def select_tab(page: Page, label: str) -> None:
     """Click the tab labelled `label` (Compare, Battle, Leaderboard, ...). On a narrow screen
     Gradio moves the tabs that do not fit into its "More tabs" menu: it is opened first."""
