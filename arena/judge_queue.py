@@ -3,7 +3,7 @@
 A pair is two judgeable answers (answered, naming no model) to the same prompt from different
 variants. The next pair for a judge is one they have not judged, among the least judged pairs,
 drawn at random among equals, its sides in random order. Pure: the index is fed the set's
-answers and judgments (`storage.sets.queue_rows`, read incrementally), and never reads itself.
+answers and judgments (`storage.judgments.queue_rows`, read incrementally), and never reads itself.
 
 Why in memory: "least judged and not by this judge" over every pair of 100,000 answers is a
 self-join and a count per pair, tens of milliseconds to seconds in SQL, and the tables are

@@ -1,6 +1,6 @@
 """Where each variant wins: ratings of a prompt set's judged pairs, overall and per tag. Pure.
 
-A set's verdicts are blind votes like any battle's (`storage.sets.set_votes` reads them with the
+A set's verdicts are blind votes like any battle's (`storage.judgments.set_votes` reads them with the
 labels of their prompt: its tags and its category). Two views of them:
 
 - Bradley-Terry ratings with bootstrap intervals (`arena.ratings.compute_leaderboard`) of the

@@ -4,7 +4,7 @@
 
 A real SQLite file is filled with a set of `--prompts` prompts, each answered by `--variants`
 variants (100,000 answers: 150,000 pairs), and `--judgments` verdicts by 20 judges stored the way
-the Judge tab stores them (`storage.sets.insert_judgment`: a blind battle, its runs, its vote and
+the Judge tab stores them (`storage.judgments.insert_judgment`: a blind battle, its runs, its vote and
 the link). Then, side by side in one run:
 
 - `JudgeFlow.next_pair`, what the tab and its API call: the first call builds the in-memory index
@@ -41,7 +41,8 @@ from arena.measure import Result, Stats
 from arena.prompt_sets import SetPrompt
 from backends.base import Request
 from storage import Store, open_store
-from storage.sets import add_prompts, answer_values, insert_answer, insert_judgment
+from storage.judgments import insert_judgment
+from storage.sets import add_prompts, answer_values, insert_answer
 from ui.judge import JudgeFlow
 
 TARGET_MS = 50.0

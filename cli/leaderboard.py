@@ -355,7 +355,8 @@ def run_set(args: argparse.Namespace, settings: Settings) -> int:
     """`leaderboard --set NAME [--tag T] [--by-tag] [--agreement]`: ratings of a set's verdicts."""
     from arena.agreement import agreement_text, disagreements, pair_names, set_agreement
     from arena.set_ratings import set_leaderboard, win_rates, with_tag
-    from storage.sets import set_info, set_votes
+    from storage.judgments import set_votes
+    from storage.sets import set_info
 
     if args.battles is not None:
         raise UsageError("--set rates the verdicts stored in the database: it cannot go with --battles")

@@ -13,7 +13,7 @@ The bundle (`NAME.zip`, one file to copy or upload):
 stores nothing twice and two machines' answers for other variants merge; a prompt or an answer
 stored with other content under the same name refuses the whole bundle (nothing is written).
 Judgments are not in a bundle: verdicts travel as votes (`export`), and a restored database
-links them back to the set (`storage.sets.relink_judgments`).
+links them back to the set (`storage.judgments.relink_judgments`).
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from arena.identity import identity_words
 from arena.limits import DEFAULT_LIMITS, Limits
 from arena.measure import Result, Stats
 from backends.base import Media, ToolCall
+from storage.judgments import relink_judgments
 from storage.queries import STAT_COLUMNS
 from storage.records import insert_media
 from storage.sets import (
@@ -48,7 +49,6 @@ from storage.sets import (
     read_answers,
     read_media,
     read_prompts,
-    relink_judgments,
     set_info,
 )
 

@@ -24,8 +24,8 @@ def request(username: str | None = None, host: str = "10.0.0.7") -> SimpleNamesp
 def test_without_logins_everyone_is_the_local_voter_counted_by_address() -> None:
     access = Access(local_voter="lab", local_admin=False)
     caller = access.caller(request(host="10.0.0.7"))
-    assert caller == Caller("lab", False, "address:10.0.0.7")
-    assert access.caller(None) == Caller("lab", False, "address:local")
+    assert caller == Caller("lab", False, "address:10.0.0.7", shared=True)  # everyone on a network address
+    assert access.caller(None) == Caller("lab", False, "address:local", shared=True)
 
 
 def test_with_logins_the_caller_is_the_logged_in_user_with_their_role() -> None:

@@ -16,7 +16,7 @@ from arena.limits import DEFAULT_LIMITS
 from arena.measure import Result, Stats
 from arena.users import UserDirectory, add_user
 from cli.serve import launch_options
-from storage.sets import set_votes
+from storage.judgments import set_votes
 from tests.support.browser import log_in as browser_log_in
 from tests.support.browser import save_screenshot, select_tab, text_of
 from tests.support.scripted import ScriptedBackend

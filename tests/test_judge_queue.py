@@ -22,7 +22,8 @@ from arena.settings import Settings
 from backends.base import Request
 from cli import main
 from storage import Store, VoteRejected, open_store
-from storage.sets import add_prompts, read_answers, record_answer, record_judgment, set_votes
+from storage.judgments import record_judgment, set_votes
+from storage.sets import add_prompts, read_answers, record_answer
 from ui.judge import JudgeFlow
 
 VARIANTS = ("v-one", "v-two", "v-three")

@@ -433,7 +433,8 @@ def test_a_report_of_a_store_without_votes_says_so(
 def test_the_report_shows_where_each_variant_wins_in_each_judged_prompt_set(
     reported: Settings, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    from storage.sets import read_answers, record_judgment
+    from storage.judgments import record_judgment
+    from storage.sets import read_answers
     from tests.test_judge_queue import fill
 
     with open_store(reported.db_path) as store:

@@ -17,18 +17,9 @@ from arena.settings import Settings
 from backends.base import Request
 from storage import Journal, Replayed, Store, VoteRejected, open_store
 from storage.journal import JOURNAL_DIR, read_journals, replay
+from storage.judgments import record_judgment, set_votes
 from storage.set_bundle import BundleError, export_set, import_set, is_set_bundle
-from storage.sets import (
-    SetConflict,
-    add_prompts,
-    read_answers,
-    read_media,
-    read_prompts,
-    record_answer,
-    record_judgment,
-    set_info,
-    set_votes,
-)
+from storage.sets import SetConflict, add_prompts, read_answers, read_media, read_prompts, record_answer, set_info
 from tests.support.media import write_png, write_wav
 from ui.judge import JudgeFlow
 

@@ -11,31 +11,30 @@ leaves them out of the API's parameters.
 
 from __future__ import annotations
 
-import asyncio
 import tempfile
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
-from arena.errors import ArenaError, UsageError
+from arena.errors import UsageError
 from ui import charts
-from ui.access import ANONYMOUS, Access, AccessDenied, Caller
-from ui.battle import OUTCOME_TEXT, BattleFlow, BattleState
-from ui.compare import MAX_PANELS, CompareFlow, CompareState, ComparisonOutcome, ranking_from_ranks
-from ui.errors import user_error
+from ui.access import ANONYMOUS, Access, Caller
+from ui.battle import OUTCOME_TEXT, BattleFlow
+from ui.battle_tab import BattleHandlers
+from ui.compare import CompareFlow
+from ui.compare_tab import CompareHandlers
+from ui.handlers import Session, progress_on
 from ui.history import COLUMNS as HISTORY_COLUMNS
-from ui.history import HistoryFlow, entry_json, row
+from ui.history import HistoryFlow
+from ui.history_tab import HistoryHandlers
 from ui.judge import JudgeFlow
 from ui.judge_layout import render_judge
 from ui.judge_tab import JudgeHandlers
-from ui.layout import FormSettings, Panel, render_battle, render_compare, render_history, render_result, render_sign_in
+from ui.layout import render_battle, render_compare, render_history, render_result, render_sign_in
 from ui.lookup_layout import (
     DOWNLOAD_JS,
     EXPORT_FORMATS,
-    LEADERBOARD_CSS,
     render_export,
     render_leaderboard,
     render_report,
@@ -44,7 +43,8 @@ from ui.lookup_layout import (
 from ui.lookup_tabs import LookupTabs
 from ui.services import ArenaServices
 from ui.sessions import SessionRegistry
-from ui.views import PanelView, md_escape
+from ui.style import CSS
+from ui.views import md_escape
 
 DEMO_NOTICE = (
     "ℹ️ The `demo:` variants are tiny **random-weight stand-ins** for Gemma 4, built on this machine: "
@@ -52,57 +52,7 @@ DEMO_NOTICE = (
     "Start the app with `--variants hf:google/gemma-4-E4B-it ...`, `ollama:...` or `openai:...` for real answers."
 )
 
-CSS = """
-.arena-panel { border: 1px solid var(--border-color-primary); border-radius: 8px; padding: 6px; }
-.arena-panel .stats { font-size: 0.85em; }
-.send-status { min-height: 2em; }
-/* answers: rendered Markdown, or (the raw-text switch) the text as the model wrote it */
-.answer-rendered, .answer-raw { max-height: 32em; overflow: auto; overflow-wrap: anywhere; }
-.answer-raw { display: none; white-space: pre-wrap; font-family: var(--font-mono); font-size: 0.9em; margin: 0; }
-/* !important: Gradio also adds a copy of each rule under its container, more specific than these */
-.arena-raw .answer-raw { display: block !important; }
-.arena-raw .answer-rendered { display: none !important; }
-.answer-rendered pre { overflow-x: auto; }
-.answer-rendered table { display: block; overflow-x: auto; }
-.history .turn-user { margin: 4px 0; padding: 4px 8px; border-radius: 6px;
-                      background: var(--background-fill-secondary); }
-.history .turn-label { font-weight: 600; }
-.history .attachment { margin-left: 6px; font-size: 0.85em; }
-.history .turn-answer { margin: 4px 0 10px 0; padding-left: 8px; border-left: 3px solid var(--border-color-primary); }
-.history .answer-rendered, .history .answer-raw { max-height: 12em; }
-@media (max-width: 640px) {
-  .answer-rendered, .answer-raw { max-height: 16em; }
-  .send-row button, .vote-row button { min-width: 45% !important; }
-}
-""" + LEADERBOARD_CSS
-
-
-@dataclass
-class Session:
-    """One browser's state (a gr.State: it never reaches the browser). Kept in `SessionRegistry`
-    under a key the browser holds, so a reload finds its conversations again."""
-
-    compare: CompareState = field(default_factory=CompareState)
-    battle: BattleState = field(default_factory=BattleState)
-    #: The last streamed panels of each tab, for the step that finishes them.
-    compare_outcome: ComparisonOutcome | None = None
-    battle_outcome: ComparisonOutcome | None = None
-    #: The logged-in user the session was first used by: nobody else may use it.
-    owner: str | None = None
-    #: The tab a conversation from History was just opened in (its panels are drawn next).
-    opened: str | None = None
-    #: The battle ids of the History table's rows, as last listed for this session.
-    history_ids: list[str] = field(default_factory=list)
-    #: Set by Stop while a tab's answers stream (`asyncio.Event`s of the server's loop).
-    compare_stop: asyncio.Event | None = None
-    battle_stop: asyncio.Event | None = None
-
-    def __deepcopy__(self, memo: dict[int, Any]) -> Session:
-        # gr.State deep-copies its initial value for each new page: a fresh Session is that copy
-        return Session()
-
-
-class ArenaApp(LookupTabs, JudgeHandlers):
+class ArenaApp(CompareHandlers, BattleHandlers, LookupTabs, JudgeHandlers, HistoryHandlers):
     """The page. `sign_in` adds the "Sign in with Hugging Face" button (on a Space whose OAuth app
     is on: Gradio then serves the login routes); who may vote then follows `access.space`."""
 
@@ -310,349 +260,7 @@ class ArenaApp(LookupTabs, JudgeHandlers):
                          api_name=f"export_{fmt}", api_description=f"Export {EXPORT_FORMATS[fmt]}; returns the file.",
                          ).success(None, [ex.file], None, js=DOWNLOAD_JS, api_visibility="private")
 
-    # ----------------------------------------------------------------- compare
-    def preview_compare(self, session: Session, selected: list[str] | None,
-                        message: dict[str, Any] | None) -> dict[Any, Any]:
-        """What the next Send will do, under it. Typing or picking other variants never touches
-        a comparison on the panels (answered, stopped or failed, voted or not); with none shown,
-        the panels follow the selection (names, and notes such as "still loading")."""
-        state = session.compare
-        out: dict[Any, Any] = {self.compare.preview: self.compare_flow.next_send(state, selected or [], message)}
-        if not state.shown:
-            out |= self._panels(self.compare.panels, self.compare_flow.preview(selected or [], message))
-        return out
-
-    def start_compare(self, session: Session, selected: list[str] | None, message: dict[str, Any] | None,
-                      thinking: bool) -> dict[Any, Any]:
-        """The panels as Send starts: the conversation so far and the new prompt, answers empty."""
-        views = self.compare_flow.pending(session.compare, selected or [], message)
-        return (self._panels(self.compare.panels, views, expect_thinking=bool(thinking))
-                | self._compare_votes(None) | {self.compare.chart: None, self.compare.preview: "",
-                                               self.compare.buttons.regenerate: gr.Button(interactive=False)})
-
-    def start_regenerate_compare(self, session: Session, thinking: bool) -> dict[Any, Any]:
-        views = self.compare_flow.pending(session.compare, None, None, regenerate=True)
-        return (self._panels(self.compare.panels, views, expect_thinking=bool(thinking))
-                | self._compare_votes(None) | {self.compare.chart: None,
-                                               self.compare.buttons.regenerate: gr.Button(interactive=False)})
-
-    async def run_compare(
-        self, session: Session, variants: list[str] | None = None, prompt: dict[str, Any] | None = None,
-        system: str | None = None, temperature: float | None = None, top_p: float | None = None,
-        top_k: float | None = None, max_new_tokens: float | None = None, seed: str | None = None,
-        thinking: bool | None = None, tools: str | None = None, request: gr.Request | None = None,
-        profile: gr.OAuthProfile | None = None,
-    ) -> AsyncIterator[list[Any]]:
-        """Send `prompt` ({"text", "files"}) to `variants` side by side and record the comparison:
-        a follow-up turn when the session's conversation has the same variants and no vote yet
-        (each variant answers with its own history), else the first turn of a new conversation.
-        Streams each panel's answer (HTML) and thinking; the last output, set when all have
-        ended, is {"battle_id", "turn", "vote_on", "no_vote", "results": [{"variant", "text",
-        "thinking", "tool_calls", "stats", "error", "error_kind"}]}: a variant that failed has
-        its error there. `seed` empty: a random one."""
-        options_of = (system, temperature, top_p, top_k, max_new_tokens, seed, thinking, tools)
-        async for update in self._stream_compare(session, request, profile, variants or [], prompt, options_of):
-            yield update
-
-    async def regenerate_compare(
-        self, session: Session, system: str | None = None, temperature: float | None = None,
-        top_p: float | None = None, top_k: float | None = None, max_new_tokens: float | None = None,
-        seed: str | None = None, thinking: bool | None = None, tools: str | None = None,
-        request: gr.Request | None = None, profile: gr.OAuthProfile | None = None,
-    ) -> AsyncIterator[list[Any]]:
-        """Send the last turn of the session's comparison again (new answers, stored beside the
-        old ones); streams and returns as `/compare` does."""
-        options_of = (system, temperature, top_p, top_k, max_new_tokens, seed, thinking, tools)
-        async for update in self._stream_compare(session, request, profile, None, None, options_of,
-                                                 regenerate=True):
-            yield update
-
-    async def _stream_compare(self, session: Session, request: gr.Request | None,
-                              profile: gr.OAuthProfile | None, variants: list[str] | None,
-                              prompt: dict[str, Any] | None, options_of: tuple[Any, ...],
-                              regenerate: bool = False) -> AsyncIterator[list[Any]]:
-        session.compare_outcome = None
-        session.compare_stop = stop = asyncio.Event()
-        try:
-            caller = self._caller(session, request, profile)
-            options = FormSettings.options(*options_of)
-            with self.access.generating(caller):
-                async for outcome in self.compare_flow.run(session.compare, variants or [], prompt, options,
-                                                           voter=caller.name, regenerate=regenerate, stop=stop):
-                    session.compare_outcome = outcome  # the session is mutated in place: gr.State keeps it
-                    yield [*self._live(outcome.views, len(self.compare.panels)), outcome.summary]
-        except ArenaError as exc:
-            raise user_error(exc, action="a comparison") from exc
-        finally:
-            session.compare_stop = None
-            self._mark_used(session.compare_outcome)
-
-    async def stop_compare(self, session: Session) -> None:
-        """Stop the session's comparison: each answer ends where it is, marked stopped, with the
-        figures measured so far; a stopped turn takes no vote."""
-        if session.compare_stop is not None:
-            session.compare_stop.set()
-
-    async def finish_compare(self, session: Session) -> dict[Any, Any]:
-        outcome = session.compare_outcome
-        if outcome is None:
-            return {self.session: session}
-        results = [r for r in outcome.results if r is not None]
-        chart = await asyncio.to_thread(charts.stats_chart, results) if any(r.ok for r in results) else None
-        state = session.compare
-        return (self._panels(self.compare.panels, outcome.views) | self._compare_votes(state)
-                | {self.session: session, self.compare.chart: chart,
-                   self.compare.preview: self.compare_flow.next_send(state, state.variants_picked, None),
-                   self.compare.buttons.regenerate: gr.Button(interactive=self._can_regenerate(state))})
-
-    @staticmethod
-    def _can_regenerate(state: CompareState) -> bool:
-        return state.conversation is not None and bool(state.conversation.turns) and not state.voted
-
-    def clear_compare(self, session: Session, selected: list[str] | None = None,
-                      request: gr.Request | None = None, profile: gr.OAuthProfile | None = None) -> dict[Any, Any]:
-        """Start a new conversation: the session's comparison is forgotten (what was stored stays,
-        in History) and the panels show `selected` again."""
-        try:
-            self._caller(session, request, profile)
-        except UsageError as exc:
-            raise user_error(exc, action="a new conversation") from exc
-        session.compare.clear()
-        session.compare_outcome = None
-        return (self._panels(self.compare.panels, self.compare_flow.preview(selected or [], None))
-                | self._compare_votes(None)
-                | {self.session: session, self.compare.chart: None, self.compare.prompt: None,
-                   self.compare.preview: "", self.compare.buttons.regenerate: gr.Button(interactive=False)})
-
-    def vote_best(self, session: Session, best: str | None = None, request: gr.Request | None = None,
-                  profile: gr.OAuthProfile | None = None) -> dict[Any, Any]:
-        """Vote `best` (a variant name) the best answer of the session's comparison: the vote
-        covers its whole conversation; returns the confirmation. A name that did not answer its
-        last turn is refused."""
-        if not best:
-            raise user_error("pick the best answer first", action="a vote")
-        return self._compare_vote(session, request, profile, best=str(best))  # not preprocessed: the raw value sent
-
-    def vote_ranking(self, session: Session, rank_1: str | None = None, rank_2: str | None = None,
-                     rank_3: str | None = None, rank_4: str | None = None,
-                     request: gr.Request | None = None, profile: gr.OAuthProfile | None = None) -> dict[Any, Any]:
-        """Rank the answers of the session's comparison (the vote covers its whole conversation):
-        `rank_N` is the rank ("1" = best, equal ranks tie) of the Nth variant that answered, in
-        the order `/compare` listed them in `vote_on`; returns the confirmation. One parameter per
-        rank dropdown (MAX_PANELS of them): named, so an API client can call it with keywords."""
-        ranks = (rank_1, rank_2, rank_3, rank_4)
-        try:
-            ranking = ranking_from_ranks(session.compare.votable, ranks)
-        except UsageError as exc:
-            raise user_error(exc, action="a vote") from exc
-        return self._compare_vote(session, request, profile, ranking=ranking)
-
-    def _compare_vote(self, session: Session, request: gr.Request | None, profile: gr.OAuthProfile | None,
-                      **vote: Any) -> dict[Any, Any]:
-        try:
-            caller = self._caller(session, request, profile)
-            message = self._counted_vote(caller, lambda: self.compare_flow.vote(session.compare, voter=caller.name,
-                                                                                 **vote))
-        except UsageError as exc:
-            raise user_error(exc, action="a vote") from exc
-        off = gr.Button(interactive=False)
-        return {self.session: session, self.compare.vote_message: message,
-                self.compare.vote_best: off, self.compare.vote_ranking: off, self.compare.buttons.regenerate: off}
-
-    def after_compare_vote(self, session: Session) -> str:
-        """The line under Send once the vote has ended the conversation."""
-        state = session.compare
-        return self.compare_flow.next_send(state, state.variants_picked, None)
-
-    def _compare_votes(self, state: CompareState | None) -> dict[Any, Any]:
-        """Vote controls: enabled once a comparison of 2+ variants is stored and not yet voted;
-        otherwise the message says why there is no vote."""
-        c = self.compare
-        names = list(state.votable) if state else []
-        active = bool(names)
-        message = state.no_vote if state is not None and not state.voted else ""
-        out = {c.best: gr.Radio(choices=names, value=None), c.vote_best: gr.Button(interactive=active),
-               c.vote_ranking: gr.Button(interactive=active), c.vote_message: message}
-        for i, dropdown in enumerate(c.ranks):
-            shown = active and i < len(names)
-            out[dropdown] = gr.Dropdown(label=f"rank of {names[i]}" if shown else "", value=None, visible=shown)
-        return out
-
-    # ------------------------------------------------------------------ battle
-    def start_battle(self, session: Session, message: dict[str, Any] | None, thinking: bool) -> dict[Any, Any]:
-        """The panels as Send starts: a follow-up shows the conversation so far and the prompt;
-        a new battle clears both panels (its pair is drawn by the next step)."""
-        views = self.battle_flow.pending(session.battle, message)
-        return (self._panels(self.battle.panels, views, expect_thinking=bool(thinking)) | self._battle_votes(False)
-                | {self.battle.reveal: "", self.battle.buttons.regenerate: gr.Button(interactive=False)})
-
-    def start_regenerate_battle(self, session: Session, thinking: bool) -> dict[Any, Any]:
-        views = self.battle_flow.pending(session.battle, None, regenerate=True)
-        return (self._panels(self.battle.panels, views, expect_thinking=bool(thinking)) | self._battle_votes(False)
-                | {self.battle.reveal: "", self.battle.buttons.regenerate: gr.Button(interactive=False)})
-
-    async def run_battle(
-        self, session: Session, prompt: dict[str, Any] | None = None, system: str | None = None,
-        max_new_tokens: float | None = None, thinking: bool | None = None, tools: str | None = None,
-        request: gr.Request | None = None, profile: gr.OAuthProfile | None = None,
-    ) -> AsyncIterator[list[Any]]:
-        """A blind battle: two variants drawn at random answer `prompt` ({"text", "files"}) as
-        Model A and Model B, sampled as the model family recommends with a seed only the server
-        knows. While the last turn is finished and not voted on, `prompt` is a follow-up to the
-        same pair (each answers with its own history). Both answers stream at one common pace;
-        the last output, set when both have ended, is {"can_vote", "turn", "results": [{"side",
-        "text", "thinking", "tool_calls", "error", "error_kind"}]}, with no names or stats and
-        error messages redacted until the vote."""
-        options = (system, None, None, None, max_new_tokens, None, thinking, tools)
-        async for update in self._stream_battle(session, request, profile, prompt, options):
-            yield update
-
-    async def regenerate_battle(
-        self, session: Session, system: str | None = None, max_new_tokens: float | None = None,
-        thinking: bool | None = None, tools: str | None = None, request: gr.Request | None = None,
-        profile: gr.OAuthProfile | None = None,
-    ) -> AsyncIterator[list[Any]]:
-        """Send the battle's last turn again to the same pair (new answers, a new secret seed);
-        streams and returns as `/battle` does."""
-        options = (system, None, None, None, max_new_tokens, None, thinking, tools)
-        async for update in self._stream_battle(session, request, profile, None, options, regenerate=True):
-            yield update
-
-    async def _stream_battle(self, session: Session, request: gr.Request | None, profile: gr.OAuthProfile | None,
-                             prompt: dict[str, Any] | None, options_of: tuple[Any, ...],
-                             regenerate: bool = False) -> AsyncIterator[list[Any]]:
-        session.battle_outcome = None
-        session.battle_stop = stop = asyncio.Event()
-        try:
-            caller = self._caller(session, request, profile)
-            options = FormSettings.options(*options_of)
-            with self.access.generating(caller):
-                async for outcome in self.battle_flow.run(session.battle, prompt, options, voter=caller.name,
-                                                          regenerate=regenerate, stop=stop):
-                    session.battle_outcome = outcome
-                    yield [*self._live(outcome.views, len(self.battle.panels)), outcome.summary]
-        except ArenaError as exc:
-            raise user_error(exc, action="a battle") from exc
-        finally:
-            session.battle_stop = None
-            self._mark_used(session.battle_outcome)
-
-    async def stop_battle(self, session: Session) -> None:
-        """Stop the session's battle: both answers end where they are, and the turn takes no vote."""
-        if session.battle_stop is not None:
-            session.battle_stop.set()
-
-    def finish_battle(self, session: Session) -> dict[Any, Any]:
-        views = session.battle_outcome.views if session.battle_outcome else session.battle.views
-        state = session.battle
-        note = "" if state.can_vote else ("This turn was stopped or had an error and takes no vote: regenerate it, "
-                                          "or start a new round.")
-        # both thinking boxes show when thinking was asked or either side thought: a side without
-        # a trace looks like one with an empty trace
-        thinking = state.thinking or any(view.thinking for view in views)
-        return (self._panels(self.battle.panels, views, expect_thinking=thinking)
-                | self._battle_votes(state.can_vote)
-                | {self.session: session, self.battle.reveal: note,
-                   self.battle.buttons.regenerate: gr.Button(interactive=self._battle_regenerates(state))})
-
-    @staticmethod
-    def _battle_regenerates(state: BattleState) -> bool:
-        return (state.conversation is not None and bool(state.conversation.turns)
-                and state.phase in ("finished", "errored"))
-
-    def vote_battle(self, outcome: str, session: Session, request: gr.Request | None = None,
-                    profile: gr.OAuthProfile | None = None) -> dict[Any, Any]:
-        try:
-            caller = self._caller(session, request, profile)
-            reveal = self._counted_vote(caller, lambda: self.battle_flow.vote(session.battle, outcome,
-                                                                               voter=caller.name))
-        except UsageError as exc:
-            raise user_error(exc, action="a vote") from exc
-        return ({self.session: session, self.battle.reveal: reveal,
-                 self.battle.buttons.regenerate: gr.Button(interactive=False)} | self._battle_votes(False))
-
-    def reveal_battle(self, session: Session) -> dict[Any, Any]:
-        """The panels after the vote: names in their headers, the winner marked, speed and memory."""
-        if session.battle.phase != "voted":
-            return {}
-        revealed = self.battle_flow.revealed(session.battle)
-        return self._panels(self.battle.panels, revealed, expect_thinking=session.battle.thinking)
-
-    def _battle_vote_handler(self, outcome: str) -> Callable[..., dict[Any, Any]]:
-        """`vote_battle` for one outcome. A function of its own, not functools.partial: Gradio
-        finds the gr.Request parameter by the handler's type hints, which a partial hides."""
-
-        def vote(session: Session, request: gr.Request | None = None,
-                 profile: gr.OAuthProfile | None = None) -> dict[Any, Any]:
-            return self.vote_battle(outcome, session, request, profile)
-
-        return vote
-
-    def new_round(self, session: Session, request: gr.Request | None = None,
-                  profile: gr.OAuthProfile | None = None) -> dict[Any, Any]:
-        """Forget the session's battle (voted or not) and clear the Battle tab for the next prompt."""
-        try:
-            self._caller(session, request, profile)
-        except UsageError as exc:
-            raise user_error(exc, action="a new round") from exc
-        self.battle_flow.new_round(session.battle)
-        session.battle_outcome = None
-        views = [PanelView(title="Model A"), PanelView(title="Model B")]
-        return (self._panels(self.battle.panels, views) | self._battle_votes(False)
-                | {self.session: session, self.battle.reveal: "", self.battle.prompt: None,
-                   self.battle.buttons.regenerate: gr.Button(interactive=False)})
-
-    def _battle_votes(self, enabled: bool) -> dict[Any, Any]:
-        return {button: gr.Button(interactive=enabled) for button in self.battle.votes.values()}
-
-    # ----------------------------------------------------------------- history
-    async def list_history(self, session: Session, request: gr.Request | None = None,
-                           profile: gr.OAuthProfile | None = None) -> dict[Any, Any]:
-        try:
-            caller = self._caller(session, request, profile)
-            self.access.require_own(caller, "History")
-        except UsageError as exc:
-            raise user_error(exc, action="history") from exc
-        entries = await asyncio.to_thread(self.history_flow.entries, caller.name)
-        session.history_ids = [entry.battle_id for entry in entries]
-        return {self.session: session, self.history.table: [row(entry) for entry in entries],
-                self.history_result: [entry_json(entry) for entry in entries]}
-
-    async def show_history(self, session: Session, request: gr.Request | None = None,
-                           profile: gr.OAuthProfile | None = None) -> dict[Any, Any]:
-        """The History tab as it opens: the list, or (a caller whose name many share) why there is none."""
-        try:
-            return await self.list_history(session, request, profile) | {self.history.message: ""}
-        except gr.Error as exc:
-            return {self.history.message: str(exc.message)}
-
-    def pick_history(self, session: Session, event: gr.SelectData, request: gr.Request | None = None,
-                     profile: gr.OAuthProfile | None = None) -> dict[Any, Any]:
-        index = event.index[0] if isinstance(event.index, (list, tuple)) else event.index
-        if not isinstance(index, int) or not 0 <= index < len(session.history_ids):
-            return {}
-        battle_id = session.history_ids[index]
-        try:
-            caller = self._caller(session, request, profile)
-            self.access.require_own(caller, "History")
-            view = self.history_flow.conversation_html(battle_id, caller.name)
-        except UsageError as exc:
-            raise user_error(exc, action="history") from exc
-        return {self.history.battle_id: battle_id, self.history.view: view}
-
-    def open_history(self, session: Session, battle_id: str | None = None, request: gr.Request | None = None,
-                     profile: gr.OAuthProfile | None = None) -> dict[Any, Any]:
-        """Open one of your past conversations (`battle_id` from `/history`) in its tab: vote on it
-        there, or ask a follow-up; returns what was done."""
-        try:
-            caller = self._caller(session, request, profile)
-            self.access.require_own(caller, "History")
-            opened = self.history_flow.open(battle_id or "", caller.name, session.compare, session.battle)
-        except ArenaError as exc:
-            raise user_error(exc, action="opening a conversation") from exc
-        session.opened = opened.tab
-        return {self.session: session, self.history.message: opened.message}
-
+    # -------------------------------------------------------------------- page
     def show_opened(self, session: Session) -> dict[Any, Any]:
         """The tab a conversation was opened in, with its panels and votes."""
         if session.opened is None:
@@ -674,7 +282,6 @@ class ArenaApp(LookupTabs, JudgeHandlers):
                 | {self.battle.reveal: "", self.battle.buttons.regenerate:
                    gr.Button(interactive=self._battle_regenerates(battle))})
 
-    # -------------------------------------------------------------------- page
     def launch(self, **options: Any) -> Any:
         """Start the server with the page's CSS (Gradio 6 takes it at launch)."""
         return self.blocks.launch(css=CSS, **options)
@@ -738,47 +345,6 @@ class ArenaApp(LookupTabs, JudgeHandlers):
             shown[self.sign_in.status] = sign_in_status(caller)
         return shown | {ex.buttons[fmt]: gr.Button(visible=admin) for fmt in ex.VOTE_FORMATS}
 
-    # ----------------------------------------------------------------- helpers
-    def _mark_used(self, outcome: ComparisonOutcome | None) -> None:
-        """The variants that answered are the last to be unloaded to make room (`--evict lru`)."""
-        if outcome is not None:
-            self.services.mark_used(r.variant for r in outcome.results if r is not None and r.ok)
-
-    def _caller(self, session: Session, request: gr.Request | None, profile: gr.OAuthProfile | None = None) -> Caller:
-        """Who sends this event; a session first used by one logged-in user is theirs alone
-        (another user who got hold of its id is refused)."""
-        caller = self.access.caller(request, profile)
-        if self.access.logins:
-            if session.owner is None:
-                session.owner = caller.key
-            elif session.owner != caller.key:
-                raise AccessDenied("this session belongs to another user: reload the page")
-        return caller
-
-    def _counted_vote(self, caller: Caller, record: Callable[[], str]) -> str:
-        """Record a vote of a caller who may vote, under their per-user rate limit; a vote the
-        store refuses is not counted."""
-        self.access.require_vote(caller)
-        self.access.count_vote(caller)
-        try:
-            return record()
-        except BaseException:
-            self.access.refund_vote(caller)
-            raise
-
-    @staticmethod
-    def _panels(panels: list[Any], views: list[PanelView], expect_thinking: bool = False) -> dict[Any, Any]:
-        out: dict[Any, Any] = {}
-        for i, panel in enumerate(panels[:MAX_PANELS]):
-            out |= panel.show(views[i] if i < len(views) else None, expect_thinking)
-        return out
-
-    @staticmethod
-    def _live(views: list[PanelView], panels: int) -> list[str]:
-        """The streaming step's values: answer and thinking of each panel, in `live_outputs` order."""
-        return [text for i in range(panels) for text in Panel.live(views[i] if i < len(views) else None)]
-
-
 def sign_in_status(caller: Caller | None) -> str:
     """The line under the sign-in button: who the votes are recorded under, or why there are none."""
     if caller is None:
@@ -792,11 +358,3 @@ def sign_in_status(caller: Caller | None) -> str:
     if caller.vote_refusal:
         return f"{who}: you can compare and battle, but {caller.vote_refusal}."
     return f"{who}: your votes are recorded under your Hugging Face name."
-
-
-def progress_on(component: Any = None) -> dict[str, Any]:
-    """An event's progress keywords: Gradio's spinner and timer on `component` alone, or (None) on
-    nothing. See `ArenaApp._wire` for why no event shows it on all its outputs."""
-    if component is None:
-        return {"show_progress": "hidden", "show_progress_on": []}
-    return {"show_progress": "full", "show_progress_on": [component]}

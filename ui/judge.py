@@ -3,7 +3,7 @@
 Nothing is generated while a judge waits: the answers were stored by `python app.py generate`
 (or imported with a set bundle). The flow serves the next pair of a set to a judge
 (`arena.judge_queue`: least judged first, never one they judged, random sides), takes their
-verdict (a, b, tie, both_bad) through the store's one vote path (`storage.sets.record_judgment`:
+verdict (a, b, tie, both_bad) through the store's one vote path (`storage.judgments.record_judgment`:
 a blind battle with its vote) and then reveals who was who, with the stats.
 
 Blind as a battle is: what is sent before the verdict names no variant or spec and carries no
@@ -29,17 +29,9 @@ from arena.errors import StorageError, UsageError
 from arena.judge_queue import Pair, PairIndex, Served
 from arena.set_ratings import ALL, WinRate, set_leaderboard, tags_of, win_rates, with_tag
 from storage import Store
+from storage.judgments import queue_rows, read_pair, record_judgment, set_votes
 from storage.records import VoteRejected
-from storage.sets import (
-    StoredAnswer,
-    queue_rows,
-    read_media,
-    read_pair,
-    record_judgment,
-    set_info,
-    set_infos,
-    set_votes,
-)
+from storage.sets import StoredAnswer, read_media, set_info, set_infos
 from ui.views import md_escape, stats_markdown
 
 OUTCOMES = ("a", "b", "tie", "both_bad")

@@ -18,30 +18,21 @@ from typing import Any
 import gradio as gr
 
 from arena.errors import ArenaError, UsageError
-from ui.access import Access, Caller
 from ui.errors import user_error
+from ui.handlers import Handlers
 from ui.judge import JudgeFlow
 from ui.judge_layout import SHORTCUTS_JS, JudgeTab
-from ui.services import ArenaServices
 
 VERDICTS = ("a", "b", "tie", "both_bad")
 
 
-class JudgeHandlers:
-    services: ArenaServices
-    access: Access
+class JudgeHandlers(Handlers):
     judge: JudgeTab
     judge_result: Any
     judge_flow: JudgeFlow
     judge_tab: Any
     export_dir: Path
     blocks: Any
-
-    def _caller(self, session: Any, request: gr.Request | None, profile: gr.OAuthProfile | None = None) -> Caller:
-        raise NotImplementedError
-
-    def _counted_vote(self, caller: Caller, record: Callable[[], Any]) -> Any:
-        raise NotImplementedError
 
     def start_judging(self) -> None:
         """Index the stored sets in the background, so the first judge of a set does not wait."""

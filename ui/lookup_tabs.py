@@ -20,21 +20,18 @@ from arena.errors import ArenaError, UsageError
 from arena.units import format_bytes, format_seconds
 from storage.exports import write_leaderboard_csv
 from ui.errors import user_error
+from ui.handlers import Handlers
 from ui.leaderboard import build_view, compute_board
 from ui.lookup_layout import EVERYONE, OLLAMA_HOST_BOX
 from ui.views import md_code, md_escape
 
 if TYPE_CHECKING:
-    from ui.access import Access
     from ui.lookup_layout import ExportTab, LeaderboardTab, ReportTab, VariantsTab
-    from ui.services import ArenaServices
 
 
-class LookupTabs:
+class LookupTabs(Handlers):
     """Leaderboard, Variants, Report and Export handlers over the app's services and access."""
 
-    services: ArenaServices
-    access: Access
     leaderboard: LeaderboardTab
     variants: VariantsTab
     report: ReportTab
