@@ -183,6 +183,7 @@ def test_stop_battle_ends_both_sides_and_the_turn_takes_no_vote(tmp_path: Path) 
         result = job.result()[-1]
         assert result["can_vote"] is False
         assert {r["error_kind"] for r in result["results"]} == {"Stopped"}
+
         with pytest.raises(Exception, match="vote"):
             c.predict(api_name="/vote_a")
 
@@ -320,5 +321,36 @@ def test_history_is_kept_per_person_and_not_shown_to_a_shared_name(tmp_path: Pat
         assert "kept per person" in shown[stranger.history.message]
         owner = ArenaApp(services, Access())  # the one local person, on a loopback address
         assert asyncio.run(owner.list_history(Session()))[owner.history_result] == []
+    finally:
+        services.close()
+
+
+def test_a_stopped_battle_does_not_say_how_far_each_side_got(tmp_path: Path) -> None:
+    """In Compare a stopped panel says "Stopped after N tokens"; in a battle N would tell which
+    side is faster, and the pair goes on to a regenerated turn that takes a vote."""
+    import asyncio
+
+    from ui.battle import BattleFlow, BattleState
+    from ui.compare import FormOptions
+
+    backends = {"quick": ScriptedBackend("quick", words("quick", 400, 0.005)),
+                "steady": ScriptedBackend("steady", words("steady", 400, 0.02))}
+    services = scripted_services(backends, tmp_path / "arena.db")
+
+    async def battle() -> list[PanelView]:
+        stop = asyncio.Event()
+        views: list[PanelView] = []
+        async for outcome in BattleFlow(services).run(BattleState(), "go", FormOptions(max_new_tokens=500),
+                                                      stop=stop):
+            views = outcome.views
+            if any(view.answer for view in views):
+                stop.set()
+        return views
+
+    try:
+        views = asyncio.run(battle())
+        assert [view.status for view in views] == ["stopped", "stopped"]
+        assert all(view.note == "**Stopped:** the answer is cut short; this turn takes no vote." for view in views)
+        assert all(view.stats == "" for view in views)
     finally:
         services.close()

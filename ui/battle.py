@@ -195,6 +195,8 @@ class BattleFlow:
             why = md_escape(self.redact(result.error or "unknown error"))
             return replace(view, stats="", note=f"**Error:** {why}  \nThis model failed to answer, so this battle "
                                                  "takes no vote. Start a new round.")
+        if view.status == "stopped":  # how many tokens each side had made would say which is faster
+            return replace(view, stats="", note="**Stopped:** the answer is cut short; this turn takes no vote.")
         return replace(view, stats="")
 
     def vote(self, state: BattleState, outcome: str, *, voter: str | None = None) -> str:
