@@ -11,8 +11,9 @@ shows the anonymous panels; names and stats come with the vote, as in a live bat
 from __future__ import annotations
 
 import datetime
+import html
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from arena.battles import Pairing
@@ -131,7 +132,7 @@ class HistoryFlow:
             battle.views = [_anonymous(v) for v in battle.views]
             if stored.vote is not None:
                 return Opened("battle", "This battle already has its vote.")
-            return Opened("battle", f"Opened in the Battle tab: {stored.turns.__len__()} turn(s); vote there.")
+            return Opened("battle", f"Opened in the Battle tab: {len(stored.turns)} turn(s); vote there.")
         compare.clear()
         compare.conversation = conversation
         compare.battle_id = last.battle_id
@@ -195,12 +196,9 @@ def _result(answer: StoredAnswer) -> Result:
 
 
 def _anonymous(view: PanelView) -> PanelView:
-    from dataclasses import replace
-
+    """A blind battle's panel before its vote: the answer alone (as `BattleFlow._anonymous`)."""
     return replace(view, stats="", note="" if view.status == "done" else "**Error:** this model failed to answer.")
 
 
 def _escape(text: str) -> str:
-    import html
-
     return html.escape(text)
