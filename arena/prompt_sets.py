@@ -29,7 +29,7 @@ from typing import Any
 
 from arena.errors import UsageError
 from arena.limits import DEFAULT_LIMITS, Limits
-from arena.requests import build_request
+from arena.requests import build_request, read_text_file
 from arena.sampling import RECOMMENDED, SEED_LIMIT, battle_seed
 from backends.base import Request
 
@@ -123,14 +123,7 @@ def read_prompt_set(
     if kind not in (".jsonl", ".ndjson", ".csv"):
         raise UsageError(f"{path} is neither .jsonl nor .csv: write the prompts as JSON lines (FILE.jsonl) or CSV "
                          "with a header (FILE.csv)")
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise UsageError(f"the prompt set {path} does not exist") from None
-    except UnicodeDecodeError as exc:
-        raise UsageError(f"{path} is not UTF-8 text (byte {exc.start}): save it as UTF-8") from exc
-    except OSError as exc:
-        raise UsageError(f"the prompt set {path} cannot be read: {exc.strerror or exc}") from exc
+    text = read_text_file(path, f"the prompt set {path}", encoding="utf-8-sig")
     rows = _csv_rows(path, text) if kind == ".csv" else _jsonl_rows(text)
     prompts: list[SetPrompt] = []
     bad: list[BadRow] = []

@@ -55,6 +55,21 @@ def read_tools_arg(text: str | None, limits: Limits = DEFAULT_LIMITS) -> str | N
         raise UsageError(f"tools file {path} cannot be read as UTF-8 text: {exc}") from exc
 
 
+def read_text_file(path: str | Path, what: str, *, most: int | None = None, encoding: str = "utf-8") -> str:
+    """The text of the file at `path` (`what` names it in errors), read no further than `most`
+    characters and one more, so a caller can refuse a longer file without reading it whole.
+    UsageError for a missing, unreadable or non-UTF-8 file."""
+    try:
+        with open(path, encoding=encoding) as stream:
+            return stream.read() if most is None else stream.read(most + 1)
+    except FileNotFoundError:
+        raise UsageError(f"{what} does not exist") from None
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{what} is not UTF-8 text (byte {exc.start}): save it as UTF-8") from exc
+    except OSError as exc:
+        raise UsageError(f"{what} cannot be read: {exc.strerror or exc}") from exc
+
+
 def _looks_like_json(text: str) -> bool:
     """A JSON list or object, as tools are given (anything else is a path, on the command line)."""
     return text.lstrip().startswith(("[", "{"))
@@ -203,15 +218,7 @@ def _messages_json(file: Path, limits: Limits) -> Any:
     # JSON may spell one character as six (\\uXXXX): read no further than every turn at the
     # longest, escaped, could take, so a huge file is refused without being read whole.
     most = limits.max_turns * (6 * limits.max_prompt_chars + 4_096)
-    try:
-        with file.open(encoding="utf-8") as stream:
-            text = stream.read(most + 1)
-    except FileNotFoundError:
-        raise UsageError(f"messages file {file} does not exist") from None
-    except UnicodeDecodeError as exc:
-        raise UsageError(f"messages file {file} is not UTF-8 text (byte {exc.start}): save it as UTF-8") from exc
-    except OSError as exc:
-        raise UsageError(f"messages file {file} cannot be read: {exc.strerror or exc}") from exc
+    text = read_text_file(file, f"messages file {file}", most=most)
     if len(text) > most:
         raise too_much(f"messages file {file}", f"more than {most:,} characters", f"{most:,}",
                        "send fewer or shorter turns", "max_turns")

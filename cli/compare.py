@@ -17,7 +17,7 @@ from arena.fanout import run_all
 from arena.limits import DEFAULT_LIMITS, Limits, too_much
 from arena.lineup import Lineup, create_lineup, load_all
 from arena.measure import Result
-from arena.requests import build_request, read_messages_file, read_tools_arg
+from arena.requests import build_request, read_messages_file, read_text_file, read_tools_arg
 from arena.settings import Settings
 from arena.units import format_bytes, format_seconds
 from backends.base import Request
@@ -81,11 +81,19 @@ def build_request_from(args: argparse.Namespace, limits: Limits = DEFAULT_LIMITS
     prompt_flag = "--prompt-file" if args.prompt is None else "--prompt"
     try:
         prompt = args.prompt if args.prompt is not None else read_prompt_file(args.prompt_file, limits)
+    except UsageError as exc:
+        raise UsageError(_flag_names(str(exc), prompt_flag)) from exc
+    return _flags_request(args, limits, prompt, prompt_flag, images=args.image, audio=args.audio)
+
+
+def _flags_request(args: argparse.Namespace, limits: Limits, prompt: str, prompt_flag: str = "--prompt",
+                   **media: Any) -> Request:
+    """build_request with the flags' settings (system prompt, sampling, thinking, tools), its
+    messages naming the flag a wrong value came from."""
+    try:
         return build_request(
             prompt,
             system=args.system,
-            images=args.image,
-            audio=args.audio,
             max_new_tokens=args.max_new_tokens,
             temperature=args.temperature,
             top_p=args.top_p,
@@ -94,6 +102,7 @@ def build_request_from(args: argparse.Namespace, limits: Limits = DEFAULT_LIMITS
             thinking=args.thinking,
             tools=read_tools_arg(args.tools, limits),
             limits=limits,
+            **media,
         )
     except UsageError as exc:
         raise UsageError(_flag_names(str(exc), prompt_flag)) from exc
@@ -104,18 +113,15 @@ def read_prompt_file(name: str, limits: Limits = DEFAULT_LIMITS, stdin: TextIO |
     the limit: a 10 GB file is refused after 32,001 characters, not read whole."""
     limit = limits.max_prompt_chars
     shown = "- (standard input)" if name == "-" else name
-    try:
-        if name == "-":
+    if name != "-":
+        text = read_text_file(name, f"--prompt-file {name}", most=limit)
+    else:
+        try:
             text = (stdin or sys.stdin).read(limit + 1)
-        else:
-            with open(name, encoding="utf-8") as stream:
-                text = stream.read(limit + 1)
-    except FileNotFoundError:
-        raise UsageError(f"--prompt-file {name} does not exist") from None
-    except UnicodeDecodeError as exc:
-        raise UsageError(f"--prompt-file {shown} is not UTF-8 text (byte {exc.start}): save it as UTF-8") from exc
-    except OSError as exc:
-        raise UsageError(f"--prompt-file {shown} cannot be read: {exc.strerror or exc}") from exc
+        except UnicodeDecodeError as exc:
+            raise UsageError(f"--prompt-file {shown} is not UTF-8 text (byte {exc.start}): save it as UTF-8") from exc
+        except OSError as exc:
+            raise UsageError(f"--prompt-file {shown} cannot be read: {exc.strerror or exc}") from exc
     if len(text) > limit:
         raise too_much(f"--prompt-file {shown}", f"more than {limit:,} characters", f"{limit:,}", "shorten it",
                        "max_prompt_chars")
@@ -140,21 +146,7 @@ def build_turns_from(args: argparse.Namespace, limits: Limits = DEFAULT_LIMITS) 
         raise UsageError("--image and --audio attach files to --prompt; with --messages, list each turn's "
                          'files in the file: {"text": "...", "files": ["photo.png"]}')
     turns = read_messages_file(args.messages, limits)
-    try:
-        first = build_request(
-            turns[0].prompt,
-            system=args.system,
-            max_new_tokens=args.max_new_tokens,
-            temperature=args.temperature,
-            top_p=args.top_p,
-            top_k=args.top_k,
-            seed=args.seed,
-            thinking=args.thinking,
-            tools=read_tools_arg(args.tools, limits),
-            limits=limits,
-        )
-    except UsageError as exc:
-        raise UsageError(_flag_names(str(exc))) from exc
+    first = _flags_request(args, limits, turns[0].prompt)
     return [replace(first, prompt=turn.prompt, images=turn.images, audio=turn.audio) for turn in turns]
 
 

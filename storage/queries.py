@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import statistics
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +23,7 @@ from sqlite_utils import Database
 from arena.measure import QUEUE_WAIT_LIMIT_S
 from arena.ratings import PairOutcome
 from arena.votes import CastVote, Vote
+from backends.base import Media, Request, Tool
 
 CATEGORIES = ("all", "text", "image", "audio")
 PHASES = ("served", "finished", "errored")
@@ -419,3 +420,36 @@ def variant_specs(db: Database) -> dict[str, str]:
 def _median(values: Iterable[float | None]) -> float | None:
     known = [value for value in values if value is not None]
     return statistics.median(known) if known else None
+
+
+def stored_request(described: Mapping[str, Any], media: Mapping[str, Media],
+                   on_missing: Callable[[Mapping[str, Any]], None] | None = None) -> Request:
+    """A Request back from its stored `Request.describe()` and the bytes of the media it names
+    (by SHA-256). An attachment whose bytes are not in `media` goes to `on_missing` (which may
+    raise), or is left out; a field missing from an older or imported record takes its default."""
+
+    def attached(kind: str) -> tuple[Media, ...]:
+        found = []
+        for item in described.get(kind) or ():
+            stored = media.get(item["sha256"])
+            if stored is None:
+                if on_missing is not None:
+                    on_missing(item)
+                continue
+            found.append(Media(kind=stored.kind, data=stored.data, mime=item.get("mime") or stored.mime,
+                               name=item.get("name") or ""))
+        return tuple(found)
+
+    return Request(
+        prompt=described.get("prompt") or "",
+        system=described.get("system"),
+        images=attached("images"),
+        audio=attached("audio"),
+        max_new_tokens=int(described.get("max_new_tokens") or 256),
+        temperature=float(described.get("temperature") or 0.0),
+        top_p=float(described.get("top_p") or 1.0),
+        top_k=described.get("top_k"),
+        seed=described.get("seed"),
+        thinking=bool(described.get("thinking")),
+        tools=tuple(Tool.from_json(tool) for tool in described.get("tools") or ()),
+    )

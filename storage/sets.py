@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -25,8 +25,8 @@ from arena.errors import UsageError
 from arena.identity import identity_words
 from arena.measure import Result, Stats
 from arena.prompt_sets import SetPrompt, labels_of
-from backends.base import Media, Request, Tool, ToolCall
-from storage.queries import STAT_COLUMNS
+from backends.base import Media, Request, ToolCall
+from storage.queries import STAT_COLUMNS, stored_request
 from storage.records import insert_media
 
 if TYPE_CHECKING:
@@ -254,7 +254,7 @@ def read_requests(store: Store, name: str) -> list[tuple[StoredPrompt, Request]]
         prompts = _prompts(db, name)
         hashes = {item["sha256"] for p in prompts for kind in ("images", "audio") for item in p.request[kind]}
         media = _media(db, hashes)
-    return [(prompt, request_of(prompt.request, media)) for prompt in prompts]
+    return [(prompt, stored_request(prompt.request, media, _missing_media)) for prompt in prompts]
 
 
 def read_media(store: Store, hashes: Iterable[str]) -> dict[str, Media]:
@@ -275,32 +275,9 @@ def _media(db: Database, hashes: set[str]) -> dict[str, Media]:
     return found
 
 
-def request_of(described: dict[str, Any], media: dict[str, Media]) -> Request:
-    """A Request back from `Request.describe()` and the media it names."""
-
-    def attached(kind: str) -> tuple[Media, ...]:
-        found = []
-        for item in described[kind]:
-            if item["sha256"] not in media:
-                raise UsageError(f"the media {item['sha256'][:12]}... of a stored prompt is missing from the "
-                                 "database: import the set's bundle again")
-            found.append(Media(kind=media[item["sha256"]].kind, data=media[item["sha256"]].data, mime=item["mime"],
-                               name=item.get("name", "")))
-        return tuple(found)
-
-    return Request(
-        prompt=described["prompt"],
-        system=described.get("system"),
-        images=attached("images"),
-        audio=attached("audio"),
-        max_new_tokens=described["max_new_tokens"],
-        temperature=described["temperature"],
-        top_p=described["top_p"],
-        top_k=described.get("top_k"),
-        seed=described.get("seed"),
-        thinking=described.get("thinking", False),
-        tools=tuple(Tool.from_json(tool) for tool in described.get("tools", [])),
-    )
+def _missing_media(item: Mapping[str, Any]) -> None:
+    raise UsageError(f"the media {item['sha256'][:12]}... of a stored prompt is missing from the database: "
+                     "import the set's bundle again")
 
 
 # -- answers ----------------------------------------------------------------------------------

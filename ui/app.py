@@ -73,6 +73,7 @@ class ArenaApp(CompareHandlers, BattleHandlers, LookupTabs, JudgeHandlers, Histo
             self.sign_in = render_sign_in() if sign_in else None
             if any(v.spec.prefix == "demo" for v in services.lineup.variants):
                 gr.Markdown(DEMO_NOTICE, elem_id="demo-notice")
+            self.loading_timer = gr.Timer(1.0)
             self.raw = gr.Checkbox(False, label="Show answers as raw text (not rendered as Markdown)",
                                    elem_id="raw-toggle", container=False)
             with gr.Tabs() as self.tabs:
@@ -200,9 +201,11 @@ class ArenaApp(CompareHandlers, BattleHandlers, LookupTabs, JudgeHandlers, Histo
         restored = [self.session, self.browser_key, *compare_outputs, *battle_outputs[1:]]
         self.blocks.load(self.restore_session, [self.browser_key, c.variants], restored, **progress_on(),
                          api_visibility="private")
-        # While variants load, the Compare panels say how far each is, until a comparison is shown.
-        v.timer.tick(self.loading_notes, [self.session, c.variants], [o for p in c.panels for o in p.outputs],
-                     **progress_on(), api_visibility="private")
+        # While variants load, the Compare panels say how far each is, until a comparison is shown;
+        # the timer stops once every variant has settled (no event a second for the page's lifetime).
+        self.loading_timer.tick(self.tick_loading, [self.session, c.variants],
+                                [self.loading_timer, *(o for p in c.panels for o in p.outputs)], **progress_on(),
+                                api_visibility="private")
 
         self.wire_judge(self.session, progress_on)
         h = self.history
@@ -328,6 +331,12 @@ class ArenaApp(CompareHandlers, BattleHandlers, LookupTabs, JudgeHandlers, Histo
         if session.compare.shown or not self.services.loading:
             return {}
         return self._panels(self.compare.panels, self.compare_flow.preview(selected or [], None))
+
+    def tick_loading(self, session: Session, selected: list[str] | None) -> dict[Any, Any]:
+        """`loading_notes` each second, and the timer stopped once nothing loads any more."""
+        if not self.services.loading:
+            return {self.loading_timer: gr.Timer(active=False)}
+        return self.loading_notes(session, selected)
 
     def caller_view(self, request: gr.Request | None = None, profile: gr.OAuthProfile | None = None) -> dict[Any, Any]:
         """Hide what this caller may not use (the server refuses it anyway); on a Space, say who

@@ -34,9 +34,16 @@ from arena.lineup import Variant
 from arena.measure import Result
 from arena.sampling import for_battle
 from backends.base import Request
-from ui.compare import ComparisonOutcome, FormOptions, as_message, attachment_names, request_from_form
+from ui.compare import (
+    ComparisonOutcome,
+    FormOptions,
+    as_message,
+    attachment_names,
+    conversation_views,
+    request_from_form,
+)
 from ui.services import ArenaServices
-from ui.views import PanelView, ShownTurn, conversation_html, md_escape, stats_markdown
+from ui.views import PanelView, md_escape, stats_markdown
 
 SIDES = ("Model A", "Model B")
 #: What stands in a battle's error message for a name, spec or server address.
@@ -237,13 +244,10 @@ class BattleFlow:
 
 def turn_views(variants: Sequence[str], turns: Sequence[ConversationTurn], prompt: str,
                attachments: Sequence[str]) -> list[PanelView]:
-    """Model A and Model B with their earlier turns (each its own answers) and the new prompt."""
-    views = []
-    for side, name in zip(SIDES, variants, strict=True):
-        shown = [ShownTurn(t.request.prompt, attachment_names(t.request), t.results[name].text) for t in turns]
-        shown.append(ShownTurn(prompt, tuple(attachments)))
-        views.append(PanelView(title=side, history=conversation_html(shown) if len(shown) > 1 else ""))
-    return views
+    """Model A and Model B with their earlier turns (each its own answers) and the new prompt:
+    the Compare tab's panels (`conversation_views`) under the sides' names."""
+    views = conversation_views(variants, turns, prompt, attachments)
+    return [replace(view, title=side) for side, view in zip(SIDES, views, strict=True)]
 
 
 def reveal(state: BattleState, outcome: str, flagged: Sequence[str] = ()) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime
 import html
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -20,8 +20,9 @@ from arena.battles import Pairing
 from arena.conversation import Conversation
 from arena.errors import UsageError
 from arena.measure import Result
-from backends.base import Media, Request, Tool
+from backends.base import Media, Request
 from storage.conversations import HistoryEntry, StoredAnswer, StoredConversation, StoredTurn
+from storage.queries import stored_request
 from ui.battle import SIDES, BattleState, turn_views
 from ui.compare import CompareState, conversation_views
 from ui.markdown import answer_html
@@ -169,25 +170,8 @@ def rebuild(stored: StoredConversation, media: Callable[[str], Media | None]) ->
 def request_of(turn: StoredTurn, media: Callable[[str], Media | None]) -> Request:
     """The turn's Request as it was sent (without history), attachments read back from the store
     (a missing one is left out: the conversation is still shown and voted on)."""
-    described = turn.request
-
-    def read(items: Sequence[dict[str, Any]]) -> tuple[Media, ...]:
-        found = [(media(item["sha256"]), item) for item in items or ()]
-        return tuple(Media(m.kind, m.data, m.mime, item.get("name") or "") for m, item in found if m is not None)
-
-    return Request(
-        prompt=turn.prompt,
-        system=described.get("system"),
-        images=read(described.get("images") or ()),
-        audio=read(described.get("audio") or ()),
-        max_new_tokens=int(described.get("max_new_tokens") or 256),
-        temperature=float(described.get("temperature") or 0.0),
-        top_p=float(described.get("top_p") or 1.0),
-        top_k=described.get("top_k"),
-        seed=described.get("seed"),
-        thinking=bool(described.get("thinking")),
-        tools=tuple(Tool.from_json(tool) for tool in described.get("tools") or ()),
-    )
+    found = {sha: stored for sha in turn.media if (stored := media(sha)) is not None}
+    return stored_request({**turn.request, "prompt": turn.prompt}, found)
 
 
 def _result(answer: StoredAnswer) -> Result:
